@@ -1,0 +1,305 @@
+"""``python -m bench``: the benchmark suite (oncely against its peers), one command.
+
+    python -m bench                      # the standard set (< 15 minutes on 2 cores)
+    python -m bench --quick              # a smoke run of seconds per workload
+    python -m bench --only W1,W2 --peers oncely,celery
+    python -m bench --w3-sizes 10000,100000,1000000
+
+Writes ``report.md``, ``results.json`` and PNG plots to ``--out`` (default bench/results).
+Each workload prints throughput, lag percentiles, duplicates and lost as it goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import shutil
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.common import ROOT, Result, log, machine, package_version, pg_available
+
+WORKLOADS = ["W1", "W2", "W3", "W4", "W5", "RAW"]
+ALL_SYSTEMS = ["oncely", "celery", "dramatiq", "procrastinate", "rq", "apscheduler"]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    w1: int
+    w1_peer_caps: dict[str, int]
+    w1_timeout: float
+    w2_jobs: int
+    w2_seconds: int
+    w3_sizes: tuple[int, ...]
+    w3_jobs: int
+    w3_seconds: int
+    w4_trials: int
+    w4_tuned_ttl: float | None
+    raw: dict[int, int]
+
+
+STANDARD = Sizes(
+    w1=20_000,
+    # Slow peers get fewer jobs so the set fits its time budget; throughput is a rate.
+    w1_peer_caps={"rq": 10_000, "apscheduler": 2_000},
+    w1_timeout=180,
+    w2_jobs=1_000,
+    w2_seconds=60,
+    w3_sizes=(10_000, 100_000),
+    w3_jobs=100,
+    w3_seconds=20,
+    w4_trials=3,
+    # Besides the default (10 s), W4 runs with a short scheduler lease: the knob that sets it.
+    w4_tuned_ttl=2.0,
+    raw={1: 3_000, 10: 20_000, 1000: 200_000},
+)
+QUICK = Sizes(
+    w1=500,
+    w1_peer_caps={"apscheduler": 200},
+    w1_timeout=30,
+    w2_jobs=50,
+    w2_seconds=5,
+    w3_sizes=(1_000,),
+    w3_jobs=20,
+    w3_seconds=5,
+    w4_trials=1,
+    w4_tuned_ttl=None,
+    raw={1: 300, 10: 2_000, 1000: 20_000},
+)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, seconds each")
+    p.add_argument("--only", default="", help="workloads to run, e.g. W1,W2 (default: all)")
+    p.add_argument(
+        "--peers",
+        default="",
+        help="systems to run, e.g. oncely,celery (default: oncely and every installed peer)",
+    )
+    p.add_argument("--out", default=str(ROOT / "bench" / "results"), help="output directory")
+    p.add_argument("--w1-jobs", type=int, default=None, help="W1 job count (default 20000)")
+    p.add_argument(
+        "--w3-sizes", default=None, help="W3 stored-job counts, e.g. 10000,100000,1000000"
+    )
+    p.add_argument("--w4-trials", type=int, default=None)
+    p.add_argument(
+        "--w4-lease-ttl",
+        type=float,
+        default=None,
+        help="also run W4 with this scheduler lease TTL in seconds (standard set: 2; 0: no)",
+    )
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample oncely's processes with py-spy during W1/W2/W5; writes profile.md",
+    )
+    return p.parse_args(argv)
+
+
+def _peer_module(name: str):  # type: ignore[no-untyped-def]
+    return importlib.import_module(f"bench.peers.{name}_peer")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    sizes = QUICK if args.quick else STANDARD
+    only = [w.strip().upper() for w in args.only.split(",") if w.strip()] or WORKLOADS
+    unknown = set(only) - set(WORKLOADS)
+    if unknown:
+        print(f"unknown workloads: {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+    systems = [s.strip().lower() for s in args.peers.split(",") if s.strip()] or ALL_SYSTEMS
+    unknown = set(systems) - set(ALL_SYSTEMS)
+    if unknown:
+        print(f"unknown systems: {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+    w1_n = args.w1_jobs or sizes.w1
+    w3_sizes = tuple(int(x) for x in args.w3_sizes.split(",")) if args.w3_sizes else sizes.w3_sizes
+    w4_trials = args.w4_trials or sizes.w4_trials
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+
+    started = time.time()
+    info = machine()
+    log(f"oncely benchmark — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    log("  " + ", ".join(f"{k}: {v}" for k, v in info.items()))
+    have_pg = pg_available()
+    results: list[Result] = []
+    skipped: dict[str, str] = {}
+
+    def record(r: Result) -> None:
+        results.append(r)
+        log("  " + r.line())
+        for note in r.notes:
+            log(f"      note: {note}")
+
+    def guarded(label: str, fn):  # type: ignore[no-untyped-def]
+        try:
+            return fn()
+        except Exception as exc:  # one workload failing must not lose the others
+            log(f"  {label} failed: {exc}")
+            traceback.print_exc()
+            skipped[label] = f"failed: {type(exc).__name__}: {exc}"
+            return None
+
+    peers = [s for s in systems if s != "oncely"]
+    available: dict[str, object] = {}
+    for name in peers:
+        try:
+            module = _peer_module(name)
+            why = module.missing()
+        except Exception as exc:
+            why = f"cannot load: {exc}"
+        if why:
+            skipped[name] = why
+            log(f"  peer {name} skipped: {why}")
+        else:
+            available[name] = module
+
+    from bench import oncely_bench as ob
+
+    if args.profile:
+        from bench import profile
+
+        why = profile.available()
+        if why:
+            print(why, file=sys.stderr)
+            return 2
+        ob.PROFILE_DIR = tmp / "profile"
+
+    if "RAW" in only and have_pg:
+        log("RAW: bare SQL queue on PostgreSQL")
+        from bench import raw_sql
+
+        for r in guarded("RAW", lambda: raw_sql.run(sizes.raw)) or []:
+            results.append(r)
+
+    if "W1" in only:
+        log(f"W1 burst: {w1_n} one-shot jobs due at one instant")
+        if "oncely" in systems and have_pg:
+            record(ob.w1(w1_n, tmp, sizes.w1_timeout))
+        for name, module in available.items():
+            n = min(w1_n, sizes.w1_peer_caps.get(name, w1_n))
+            log(f" {name} ({n} jobs)")
+            r = guarded(f"W1 {name}", lambda m=module, n=n: m.w1(n, tmp, sizes.w1_timeout))
+            if r is not None:
+                record(r)
+
+    if "W2" in only:
+        log(f"W2 steady: {sizes.w2_jobs} schedules every second for {sizes.w2_seconds} s")
+        if "oncely" in systems and have_pg:
+            record(ob.w2(sizes.w2_jobs, sizes.w2_seconds, tmp))
+        for name, module in available.items():
+            if getattr(module, "w2", None) is None:
+                skipped[f"W2 {name}"] = getattr(module, "W2_MISSING", "no scheduler")
+                log(f" {name}: no W2 ({skipped[f'W2 {name}']})")
+                continue
+            log(f" {name}")
+            r = guarded(f"W2 {name}", lambda m=module: m.w2(sizes.w2_jobs, sizes.w2_seconds, tmp))
+            if r is not None:
+                record(r)
+
+    if "W3" in only and "oncely" in systems and have_pg:
+        log(f"W3 scale: {sizes.w3_jobs} per-second jobs among {', '.join(map(str, w3_sizes))}")
+        for r in ob.w3(list(w3_sizes), sizes.w3_jobs, sizes.w3_seconds, tmp):
+            results.append(r)
+
+    if "W4" in only and "oncely" in systems and have_pg:
+        log(f"W4 failover: {w4_trials} trials, SIGKILL of the shard-lease holder")
+        record(ob.failover(tmp=tmp, trials=w4_trials, lease_ttl=None, label="default lease TTL"))
+        tuned = sizes.w4_tuned_ttl if args.w4_lease_ttl is None else args.w4_lease_ttl
+        if tuned:
+            record(
+                ob.failover(
+                    tmp=tmp,
+                    trials=w4_trials,
+                    lease_ttl=tuned,
+                    label=f"ONCELY_SCHEDULER_LEASE_TTL={tuned:g}",
+                )
+            )
+
+    if "W5" in only and "oncely" in systems:
+        log("W5 embedded: oncely up on SQLite (one process)")
+        for r in ob.w5(w1_n, sizes.w2_jobs, sizes.w2_seconds, tmp, sizes.w1_timeout):
+            results.append(r)
+
+    if not have_pg:
+        skipped["PostgreSQL"] = "not reachable: W1-W4 and RAW for oncely were skipped"
+
+    elapsed = time.time() - started
+    versions = {
+        name: package_version(pkg) or "-"
+        for name, pkg in [
+            ("oncely", "oncely"),
+            ("celery", "celery"),
+            ("dramatiq", "dramatiq"),
+            ("procrastinate", "procrastinate"),
+            ("rq", "rq"),
+            ("apscheduler", "apscheduler"),
+            ("psycopg", "psycopg"),
+            ("redis-py", "redis"),
+        ]
+    }
+    meta = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": info,
+        "versions": versions,
+        "mode": "quick" if args.quick else "standard",
+        "elapsed_s": round(elapsed),
+        "sizes": {
+            "w1": w1_n,
+            "w1_peer_caps": sizes.w1_peer_caps,
+            "w2_jobs": sizes.w2_jobs,
+            "w2_seconds": sizes.w2_seconds,
+            "w3_sizes": list(w3_sizes),
+            "w3_jobs": sizes.w3_jobs,
+            "w3_seconds": sizes.w3_seconds,
+            "w4_trials": w4_trials,
+            "oncely_worker_concurrency": ob.WORKER_CONCURRENCY,
+        },
+        "skipped": skipped,
+        "command": " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),
+    }
+    (out / "results.json").write_text(
+        json.dumps({"meta": meta, "results": [r.summary() for r in results]}, indent=1),
+        encoding="utf-8",
+    )
+    from bench import report
+
+    plots = [] if args.no_plots else report.plots(results, out)
+    (out / "report.md").write_text(report.markdown(meta, results, plots), encoding="utf-8")
+    if ob.PROFILE_DIR is not None:
+        from bench import profile
+
+        sections = [
+            profile.summarize(path)
+            for path in sorted(ob.PROFILE_DIR.glob("*.txt"))
+            if path.stat().st_size
+        ]
+        (out / "profile.md").write_text(
+            f"# Where oncely's time goes — {meta['date'][:10]}\n\n"
+            f"py-spy samples (200 Hz, all threads) of each oncely process while "
+            f"`{meta['command']}` ran. Idle samples (threads waiting in select/poll, on a "
+            "lock or a queue) are left out; areas overlap (a sample counts for every area "
+            "on its stack).\n\n" + "\n".join(sections),
+            encoding="utf-8",
+        )
+    shutil.rmtree(tmp, ignore_errors=True)
+    log(f"done in {elapsed:.0f} s: {out / 'report.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

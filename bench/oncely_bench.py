@@ -1,0 +1,537 @@
+"""oncely's workloads: W1 burst and W2 steady (PostgreSQL), W3 scale, W4 failover, W5 embedded.
+
+Processes are the real CLI: ``python -m oncely.cli.main --store URL scheduler|worker|up``.
+Jobs are created through the public API (``App.add_job``) from a small thread pool of the
+benchmark process; the time that takes is reported as ``setup``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import signal
+import statistics
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import oncely
+from bench.common import (
+    PG_DSN,
+    Proc,
+    Result,
+    Stack,
+    analyse,
+    fresh_sink,
+    log,
+    pg_connect,
+    pg_drop_schema,
+    python_argv,
+    read_records,
+    rss_bytes,
+    wait_for_records,
+)
+from bench.oncely_app import fire_key
+
+SCHEMA = "bench_oncely"
+APP_SPEC = "bench.oncely_app:app"
+CREATE_THREADS = 4
+WORKER_CONCURRENCY = int(os.environ.get("BENCH_ONCELY_CONCURRENCY", "200"))
+PROFILE_DIR: Path | None = None
+"""When set (``--profile``), py-spy samples every oncely process of W1, W2 and W5."""
+
+
+def pg_url(schema: str = SCHEMA) -> str:
+    return f"{PG_DSN}?schema={schema}"
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def cli(store: str, *args: str) -> list[str]:
+    return python_argv("-m", "oncely.cli.main", "--store", store, "--log-level", "WARNING", *args)
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def create_jobs(
+    app: oncely.App, specs: list[dict[str, Any]], threads: int = CREATE_THREADS
+) -> float:
+    """``app.add_job(**spec)`` for each spec from a few threads; returns the seconds it took."""
+    started = time.perf_counter()
+    chunks = [specs[i::threads] for i in range(threads)]
+
+    def work(chunk: list[dict[str, Any]]) -> None:
+        for spec in chunk:
+            app.add_job(**spec)
+
+    with ThreadPoolExecutor(threads) as pool:
+        for future in [pool.submit(work, c) for c in chunks]:
+            future.result()
+    return time.perf_counter() - started
+
+
+def creation_rate(app: oncely.App, n: int = 400) -> float:
+    """Jobs per second add_job sustains here (paused far-future jobs: they never fire)."""
+    far = _utc(time.time() + 10 * 365 * 86400)
+    tag = f"cal{int(time.time() * 1000)}"
+    specs = [{"name": f"{tag}-{i}", "at": far, "task": "noop", "paused": True} for i in range(n)]
+    return n / create_jobs(app, specs)
+
+
+def start_pg_cluster(stack: Stack, store: str, workers: int = 1) -> None:
+    stack.start("scheduler", cli(store, "scheduler"))
+    for i in range(workers):
+        stack.start(
+            f"worker{i}",
+            cli(store, "worker", "--app", APP_SPEC, "--concurrency", str(WORKER_CONCURRENCY)),
+        )
+
+
+def start_embedded(stack: Stack, store: str, port: int) -> None:
+    stack.start(
+        "up",
+        cli(
+            store,
+            "up",
+            "--app",
+            APP_SPEC,
+            "--concurrency",
+            str(WORKER_CONCURRENCY),
+            "--port",
+            str(port),
+        ),
+    )
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_ready(stack: Stack, seconds: float = 2.5) -> None:
+    """Let the processes import, migrate and take their leases."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        stack.check()
+        time.sleep(0.1)
+
+
+def _profile(stack: Stack, label: str) -> Any:
+    if PROFILE_DIR is None:
+        return None
+    from bench.profile import Profiler
+
+    profiler = Profiler(PROFILE_DIR)
+    for proc in stack.procs:
+        profiler.attach(f"{label}-{proc.name}", proc.pid)
+    return profiler
+
+
+def _unprofile(profiler: Any) -> None:
+    if profiler is not None:
+        profiler.stop()
+
+
+# -- W1 / W5a: burst -----------------------------------------------------------------------
+
+
+def burst(
+    *,
+    workload: str,
+    store: str,
+    label: str,
+    n: int,
+    tmp: Path,
+    timeout: float,
+    reset: Callable[[], None],
+    embedded: bool,
+) -> Result:
+    result = Result(workload, "oncely", label, expected=n)
+    sink = fresh_sink(tmp, f"{workload}-oncely")
+    reset()
+    stack = Stack(tmp / "logs" / f"{workload}-oncely", sink)
+    app = oncely.App(store)
+    profiler = None
+    try:
+        app.store  # noqa: B018 - migrate now, before the processes race to do it
+        if embedded:
+            start_embedded(stack, store, _free_port())
+        else:
+            start_pg_cluster(stack, store)
+        _wait_ready(stack)
+        profiler = _profile(stack, f"{workload}-burst")
+        rate = creation_rate(app)
+        due = math.ceil(time.time() + n / rate * 1.25 + 3.0)
+        names = [f"w1-{i}" for i in range(n)]
+        specs = [{"name": name, "at": _utc(due), "task": "noop"} for name in names]
+        result.setup_seconds = create_jobs(app, specs)
+        stored = time.time()
+        result.extra["add_job_per_s"] = round(n / result.setup_seconds)
+        result.extra["add_job_threads"] = CREATE_THREADS
+        if stored > due - 0.5:
+            result.notes.append(
+                f"jobs were still being stored {stored - due:+.1f} s from the due instant"
+            )
+        log(f"  {n} jobs stored in {result.setup_seconds:.1f} s; due in {due - stored:.1f} s")
+        wait_for_records(sink, n, timeout=max(due - time.time(), 0) + timeout, settle=2)
+        stack.check()
+    except Exception as exc:
+        result.error = f"{type(exc).__name__}: {exc}"
+        return result
+    finally:
+        _unprofile(profiler)
+        stack.stop()
+        app.close()
+    records = read_records(sink)
+    analyse(result, records, expected_keys={fire_key(k, due) for k in names}, origin=due)
+    if result.ran:
+        last = max(started for _, _, started in records)
+        result.throughput = result.ran / max(last - due, 1e-3)
+        result.duration = last - due
+    return result
+
+
+# -- W2 / W3 / W5b: steady -----------------------------------------------------------------
+
+
+def steady(
+    *,
+    workload: str,
+    store: str,
+    label: str,
+    jobs: int,
+    seconds: int,
+    tmp: Path,
+    reset: Callable[[], None],
+    embedded: bool,
+    background: int = 0,
+    schema: str | None = None,
+) -> Result:
+    result = Result(workload, "oncely", label, expected=jobs * seconds)
+    sink = fresh_sink(tmp, f"{workload}-oncely-{background}")
+    reset()
+    stack = Stack(tmp / "logs" / f"{workload}-oncely-{background}", sink)
+    app = oncely.App(store)
+    profiler = None
+    try:
+        app.store  # noqa: B018
+        if background:
+            log(f"  storing {background} yearly jobs ...")
+            specs = [
+                {"name": f"bg-{i}", "cron": "0 0 1 1 *", "task": "noop"} for i in range(background)
+            ]
+            took = create_jobs(app, specs)
+            result.extra["background_jobs"] = background
+            result.extra["background_store_s"] = round(took, 1)
+            result.extra["add_job_per_s"] = round(background / took)
+            if schema is not None:
+                size = schema_bytes(schema)
+                result.extra["schema_bytes"] = size
+                result.extra["bytes_per_job"] = round(size / background)
+        if embedded:
+            start_embedded(stack, store, _free_port())
+        else:
+            start_pg_cluster(stack, store)
+        _wait_ready(stack)
+        if not background:
+            profiler = _profile(stack, f"{workload}-steady")
+        names = [f"w2-{i}" for i in range(jobs)]
+        specs = [{"name": name, "cron": "* * * * * *", "task": "noop"} for name in names]
+        result.setup_seconds = create_jobs(app, specs)
+        # Fires counted: those scheduled in [start, start + seconds).
+        start = math.ceil(time.time() + 2.0)
+        end = start + seconds
+        sched_pid = stack.procs[0].pid
+        rss: list[int] = []
+        while time.time() < end + 3.0:
+            value = rss_bytes(sched_pid)
+            if value:
+                rss.append(value)
+            stack.check()
+            time.sleep(0.5)
+        result.extra["scheduler_rss_mb"] = round(max(rss) / 2**20, 1) if rss else None
+        # Late fires and duplicates get a few more seconds to show up.
+        deadline = time.time() + 10
+        expected_keys = {fire_key(n, t) for n in names for t in range(start, end)}
+        while time.time() < deadline:
+            recs = [r for r in read_records(sink) if start <= r[1] < end]
+            if len({r[0] for r in recs}) >= len(expected_keys):
+                break
+            time.sleep(0.5)
+        time.sleep(1.0)
+        stack.check()
+    except Exception as exc:
+        result.error = f"{type(exc).__name__}: {exc}"
+        return result
+    finally:
+        _unprofile(profiler)
+        stack.stop()
+        app.close()
+    analyse(
+        result,
+        read_records(sink),
+        expected_keys=expected_keys,
+        origin=start,
+        window=(start, end),
+    )
+    result.throughput = result.ran / seconds
+    result.duration = seconds
+    return result
+
+
+def schema_bytes(schema: str) -> int:
+    with pg_connect() as conn:
+        row = conn.execute(
+            "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'm')",
+            (schema,),
+        ).fetchone()
+        conn.execute("CHECKPOINT")
+    return int(row[0]) if row else 0
+
+
+# -- W4: failover --------------------------------------------------------------------------
+
+
+def _lease_holders(schema: str) -> dict[str, int]:
+    with pg_connect() as conn:
+        rows = conn.execute(
+            f'SELECT holder, count(*) FROM "{schema}".leases '
+            "WHERE name LIKE 'shard:%%' AND expires_at > now() GROUP BY holder"
+        ).fetchall()
+    return {str(h): int(c) for h, c in rows}
+
+
+def _first_start_after(schema: str, created_after: float) -> float | None:
+    """When the first run materialized after ``created_after`` started (the survivor's)."""
+    with pg_connect() as conn:
+        row = conn.execute(
+            f'SELECT min(started_at) FROM "{schema}".runs '
+            "WHERE created_at > %s AND started_at IS NOT NULL",
+            (_utc(created_after),),
+        ).fetchone()
+    return row[0].timestamp() if row and row[0] else None
+
+
+def failover(*, tmp: Path, trials: int, lease_ttl: float | None, label: str) -> Result:
+    schema = SCHEMA + "_w4"
+    store = pg_url(schema)
+    result = Result("W4", "oncely", label)
+    sink = fresh_sink(tmp, f"W4-oncely-{label}")
+    pg_drop_schema(schema)
+    env = {} if lease_ttl is None else {"ONCELY_SCHEDULER_LEASE_TTL": str(lease_ttl)}
+    stack = Stack(tmp / "logs" / f"W4-oncely-{label}", sink, env)
+    app = oncely.App(store)
+    takeovers: list[float] = []
+    first_fires: list[float] = []
+    max_lags: list[float] = []
+    kills: list[float] = []
+    try:
+        app.store  # noqa: B018
+        jobs = 10
+        names = [f"w4-{i}" for i in range(jobs)]
+        create_jobs(app, [{"name": n, "cron": "* * * * * *", "task": "noop"} for n in names])
+        stack.start("worker", cli(store, "worker", "--app", APP_SPEC, "--concurrency", "50"))
+        holder_proc: dict[str, Proc] = {}
+
+        def start_scheduler(i: int) -> None:
+            before = set(_lease_holders(schema))
+            proc = stack.start(f"scheduler{i}", cli(store, "scheduler"))
+            # The newcomer is the holder no earlier process was: found when it takes a lease,
+            # or, if it is the standby, by elimination below.
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                new = set(_lease_holders(schema)) - before
+                if new:
+                    holder_proc[new.pop()] = proc
+                    return
+                if before and time.monotonic() > deadline - 12:
+                    return  # a standby: it holds nothing while the leader renews
+                time.sleep(0.05)
+
+        start_scheduler(0)
+        start_scheduler(1)
+        time.sleep(3)
+        first_start = time.time()
+        for trial in range(trials):
+            holders = _lease_holders(schema)
+            if len(holders) != 1:
+                result.notes.append(f"trial {trial}: shards split over {len(holders)} holders")
+            leader = max(holders, key=lambda h: holders[h])
+            proc = holder_proc.get(leader)
+            if proc is None:
+                raise RuntimeError(f"cannot tell which process is {leader}")  # noqa: TRY301
+            killed_at = time.time()
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.popen.wait()
+            kills.append(killed_at)
+            taken = None
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                live = _lease_holders(schema)
+                if any(h != leader for h in live):
+                    taken = time.time() - killed_at
+                    break
+                time.sleep(0.05)
+            if taken is None:
+                raise RuntimeError("no scheduler took the shards over within 60 s")  # noqa: TRY301
+            takeovers.append(taken)
+            # Wait until the survivor's runs have started, then note when the first did.
+            deadline = time.monotonic() + 30
+            fire = None
+            while time.monotonic() < deadline and fire is None:
+                fire = _first_start_after(schema, killed_at)
+                time.sleep(0.2)
+            if fire is not None:
+                first_fires.append(fire - killed_at)
+            # A new standby for the next trial (as a supervisor would restart the dead one).
+            new_holders = set(_lease_holders(schema))
+            for h in new_holders:
+                if h not in holder_proc:
+                    # The survivor was the standby we could not name until now.
+                    survivors = [p for p in stack.procs if p.name.startswith("scheduler")]
+                    alive = [p for p in survivors if p.alive() and p not in holder_proc.values()]
+                    if alive:
+                        holder_proc[h] = alive[0]
+            time.sleep(1)
+            start_scheduler(trial + 2)
+            time.sleep(3)
+        end_time = time.time()
+        time.sleep(2)
+    except Exception as exc:
+        result.error = f"{type(exc).__name__}: {exc}"
+        return result
+    finally:
+        stack.stop()
+        app.close()
+    start_s, end_s = math.ceil(first_start), math.floor(end_time) - 1
+    keys = {fire_key(n, t) for n in names for t in range(start_s, end_s)}
+    analyse(result, read_records(sink), expected_keys=keys, origin=start_s, window=(start_s, end_s))
+    result.expected = len(keys)
+    for k in kills:
+        lags = [s - sch for _, sch, s in read_records(sink) if k <= sch < k + 30]
+        if lags:
+            max_lags.append(max(lags))
+    result.extra.update(
+        trials=len(takeovers),
+        takeover_s=[round(t, 2) for t in takeovers],
+        first_fire_s=[round(t, 2) for t in first_fires],
+        max_lag_after_kill_s=[round(t, 2) for t in max_lags],
+        lease_ttl=lease_ttl or 10.0,
+    )
+    if first_fires:
+        result.extra["failover_median_s"] = round(statistics.median(first_fires), 2)
+    if takeovers:
+        result.extra["takeover_median_s"] = round(statistics.median(takeovers), 2)
+    if max_lags:
+        result.extra["max_lag_median_s"] = round(statistics.median(max_lags), 2)
+    pg_drop_schema(schema)
+    return result
+
+
+# -- entry points --------------------------------------------------------------------------
+
+
+def reset_pg(schema: str = SCHEMA) -> Callable[[], None]:
+    return lambda: pg_drop_schema(schema)
+
+
+def reset_sqlite(path: Path) -> Callable[[], None]:
+    def reset() -> None:
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(f"{path}{suffix}")
+
+    return reset
+
+
+def w1(n: int, tmp: Path, timeout: float) -> Result:
+    return burst(
+        workload="W1",
+        store=pg_url(),
+        label="PostgreSQL",
+        n=n,
+        tmp=tmp,
+        timeout=timeout,
+        reset=reset_pg(),
+        embedded=False,
+    )
+
+
+def w2(jobs: int, seconds: int, tmp: Path) -> Result:
+    return steady(
+        workload="W2",
+        store=pg_url(),
+        label="PostgreSQL",
+        jobs=jobs,
+        seconds=seconds,
+        tmp=tmp,
+        reset=reset_pg(),
+        embedded=False,
+    )
+
+
+def w3(sizes: list[int], jobs: int, seconds: int, tmp: Path) -> list[Result]:
+    out = []
+    for size in sizes:
+        log(f"W3 oncely with {size} stored jobs")
+        r = steady(
+            workload="W3",
+            store=pg_url(),
+            label=f"PostgreSQL, {size:,} stored",
+            jobs=jobs,
+            seconds=seconds,
+            tmp=tmp,
+            reset=reset_pg(),
+            embedded=False,
+            background=size,
+            schema=SCHEMA,
+        )
+        r.extra["size"] = size
+        log("  " + r.line())
+        out.append(r)
+    pg_drop_schema(SCHEMA)
+    return out
+
+
+def w5(n: int, jobs: int, seconds: int, tmp: Path, timeout: float) -> list[Result]:
+    path = tmp / "w5.db"
+    a = burst(
+        workload="W5",
+        store=sqlite_url(path),
+        label="SQLite burst",
+        n=n,
+        tmp=tmp,
+        timeout=timeout,
+        reset=reset_sqlite(path),
+        embedded=True,
+    )
+    log("  " + a.line())
+    b = steady(
+        workload="W5",
+        store=sqlite_url(path),
+        label="SQLite steady",
+        jobs=jobs,
+        seconds=seconds,
+        tmp=tmp,
+        reset=reset_sqlite(path),
+        embedded=True,
+    )
+    log("  " + b.line())
+    reset_sqlite(path)()
+    return [a, b]
+
+
+__all__ = ["failover", "w1", "w2", "w3", "w5"]

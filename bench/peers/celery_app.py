@@ -1,0 +1,46 @@
+"""Celery app for the benchmark: Redis broker, no result backend, one no-op task.
+
+Beat's schedule (W2) is built from ``BENCH_BEAT_JOBS`` (a count): entries ``w2-<i>`` that run
+every second. ``NominalScheduler`` is beat's own persistent scheduler that also hands each
+task the time the entry was due (its last run plus its interval), so lag is measured against
+beat's notion of when the fire should have happened.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+from celery import Celery
+from celery.beat import PersistentScheduler
+
+from bench.common import REDIS_URL, record
+from bench.peers import key
+
+app = Celery("bench", broker=REDIS_URL)
+app.conf.update(
+    task_ignore_result=True,
+    task_default_queue="bench",
+    broker_connection_retry_on_startup=True,
+    # ETA tasks sit in the worker until due: make sure Redis does not redeliver them meanwhile.
+    broker_transport_options={"visibility_timeout": 3600},
+    worker_prefetch_multiplier=int(os.environ.get("BENCH_CELERY_PREFETCH", "4")),
+    timezone="UTC",
+    enable_utc=True,
+    beat_schedule={
+        f"w2-{i}": {"task": "noop", "schedule": timedelta(seconds=1), "args": ()}
+        for i in range(int(os.environ.get("BENCH_BEAT_JOBS", "0")))
+    },
+)
+
+
+@app.task(name="noop")
+def noop(name: str, scheduled: float) -> None:
+    record(key(name, scheduled), scheduled)
+
+
+class NominalScheduler(PersistentScheduler):
+    def apply_async(self, entry, producer=None, advance=True, **kwargs):  # type: ignore[no-untyped-def]
+        due = entry.last_run_at + entry.schedule.run_every
+        entry.args = (entry.name, due.timestamp())
+        return super().apply_async(entry, producer=producer, advance=advance, **kwargs)

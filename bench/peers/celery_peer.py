@@ -1,0 +1,112 @@
+"""Celery 5 on Redis.
+
+W1: ``apply_async(eta=due)`` for each task; a prefork worker (``-c 2``: one process per
+core, the docs' default) with gossip, mingle and heartbeat off, as the docs suggest for
+throughput. W2: ``celery beat`` with 1,000 one-second entries and the same worker.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.common import Result, Stack, python_argv, redis_available, redis_flush
+from bench.peers import burst, steady
+
+NAME = "celery"
+STORE = "Redis"
+APP = "bench.peers.celery_app"
+CONCURRENCY = 2
+
+
+def missing() -> str | None:
+    try:
+        import celery  # noqa: F401
+        import redis  # noqa: F401
+    except ImportError as exc:
+        return f"not installed ({exc.name}); pip install -e '.[bench]'"
+    return None if redis_available() else "Redis is not reachable"
+
+
+def _worker(stack: Stack, env: dict[str, str] | None = None) -> None:
+    stack.start(
+        "worker",
+        python_argv(
+            "-m",
+            "celery",
+            "-A",
+            APP,
+            "worker",
+            "-P",
+            "prefork",
+            "-c",
+            str(CONCURRENCY),
+            "-Q",
+            "bench",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--loglevel",
+            "WARNING",
+        ),
+    )
+
+
+def w1(n: int, tmp: Path, timeout: float) -> Result:
+    def enqueue(names: list[str], due: float) -> None:
+        from bench.peers.celery_app import noop
+
+        eta = datetime.fromtimestamp(due, UTC)
+        with noop.app.producer_or_acquire() as producer:
+            for name in names:
+                noop.apply_async((name, due), eta=eta, producer=producer)
+
+    result = burst(
+        system=NAME,
+        store=STORE,
+        n=n,
+        tmp=tmp,
+        timeout=timeout,
+        reset=redis_flush,
+        start=_worker,
+        enqueue=enqueue,
+        enqueue_rate=1200,
+    )
+    result.extra["config"] = f"prefork -c {CONCURRENCY}, eta"
+    return result
+
+
+def w2(jobs: int, seconds: int, tmp: Path) -> Result:
+    def start(stack: Stack, names: list[str]) -> None:
+        stack.env["BENCH_BEAT_JOBS"] = str(len(names))
+        _worker(stack)
+        stack.start(
+            "beat",
+            python_argv(
+                "-m",
+                "celery",
+                "-A",
+                APP,
+                "beat",
+                "-S",
+                f"{APP}:NominalScheduler",
+                "-s",
+                str(tmp / "celerybeat-schedule"),
+                "--loglevel",
+                "WARNING",
+            ),
+        )
+
+    for suffix in ("", ".db", ".dat", ".dir", ".bak"):
+        (tmp / f"celerybeat-schedule{suffix}").unlink(missing_ok=True)
+    result = steady(
+        system=NAME,
+        store=STORE,
+        jobs=jobs,
+        seconds=seconds,
+        tmp=tmp,
+        reset=redis_flush,
+        start=start,
+    )
+    result.extra["config"] = f"beat + prefork -c {CONCURRENCY}"
+    return result

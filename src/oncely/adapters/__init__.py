@@ -1,0 +1,1 @@
+"""Adapters around the domain: the SQLite and PostgreSQL stores and the action executors."""

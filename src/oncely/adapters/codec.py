@@ -1,0 +1,152 @@
+"""Conversions between domain objects and the column values both stores share.
+
+Rows come in as mappings of column name to value; timestamps arrive either as aware
+datetimes (PostgreSQL) or as integer microseconds since the epoch (SQLite), so the caller
+passes the conversion for its dialect.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from oncely.domain.actions import action_from_dict, action_to_dict
+from oncely.domain.jobs import Job
+from oncely.domain.policy import Policy, policy_from_dict, policy_to_dict
+from oncely.domain.runs import Attempt, AttemptOutcome, Run, RunState
+from oncely.domain.schedule import schedule_from_dict, schedule_to_dict
+from oncely.ports.store import ClaimedRun
+
+
+class Row(Protocol):
+    """A result row addressable by column name (a dict from psycopg, an sqlite3.Row)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+ToDatetime = Callable[[Any], datetime]
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_micros(value: datetime) -> int:
+    """Aware datetime -> integer microseconds since the epoch (exact, sortable)."""
+    delta = value - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(value: int) -> datetime:
+    return datetime.fromtimestamp(value // 1_000_000, UTC).replace(microsecond=value % 1_000_000)
+
+
+def _json(value: Any) -> Any:
+    """JSON columns come back parsed (psycopg jsonb) or as text (SQLite)."""
+    if isinstance(value, str):
+        return json.loads(value)
+    return value
+
+
+def job_columns(job: Job) -> dict[str, Any]:
+    """The JSON-bearing columns of a job, serialized as text."""
+    return {
+        "schedule": json.dumps(schedule_to_dict(job.schedule), separators=(",", ":")),
+        "action": json.dumps(action_to_dict(job.action), separators=(",", ":")),
+        "payload": None
+        if job.payload is None
+        else json.dumps(job.payload, separators=(",", ":"), ensure_ascii=False),
+        "policy": json.dumps(policy_to_dict(job.policy), separators=(",", ":")),
+    }
+
+
+def job_from_row(row: Row, ts: ToDatetime) -> Job:
+    payload = row["payload"]
+    return Job(
+        id=str(row["id"]),
+        owner=row["owner"],
+        name=row["name"],
+        schedule=schedule_from_dict(_json(row["schedule"])),
+        action=action_from_dict(_json(row["action"])),
+        payload=None if payload is None else _json(payload),
+        policy=policy_from_dict(_json(row["policy"])),
+        paused=bool(row["paused"]),
+        next_fire_at=None if row["next_fire_at"] is None else ts(row["next_fire_at"]),
+        shard=row["shard"],
+        version=row["version"],
+        created_at=ts(row["created_at"]),
+        updated_at=ts(row["updated_at"]),
+    )
+
+
+def policy_from_row(value: Any) -> Policy:
+    return policy_from_dict(_json(value))
+
+
+def payload_from_row(value: Any) -> Any:
+    return None if value is None else _json(value)
+
+
+def _opt(value: Any, ts: ToDatetime) -> datetime | None:
+    return None if value is None else ts(value)
+
+
+def run_from_row(row: Row, ts: ToDatetime) -> Run:
+    return Run(
+        id=str(row["id"]),
+        job_id=str(row["job_id"]),
+        owner=row["owner"],
+        job_name=row["job_name"],
+        scheduled_for=ts(row["scheduled_for"]),
+        due_at=ts(row["due_at"]),
+        state=RunState(row["state"]),
+        queue=row["queue"],
+        priority=row["priority"],
+        attempt=row["attempt"],
+        failures=row["failures"],
+        fires=row["fires"],
+        first_fire=_opt(row["first_fire"], ts),
+        manual=bool(row["manual"]),
+        token=row["token"],
+        worker_id=row["worker_id"],
+        lease_expires_at=_opt(row["lease_expires_at"], ts),
+        started_at=_opt(row["started_at"], ts),
+        finished_at=_opt(row["finished_at"], ts),
+        error=row["error"],
+        output=row["output"],
+        created_at=ts(row["created_at"]),
+    )
+
+
+def attempt_from_row(row: Row, ts: ToDatetime) -> Attempt:
+    return Attempt(
+        run_id=str(row["run_id"]),
+        number=row["number"],
+        token=row["token"],
+        worker_id=row["worker_id"],
+        started_at=ts(row["started_at"]),
+        finished_at=ts(row["finished_at"]),
+        outcome=AttemptOutcome(row["outcome"]),
+        error=row["error"],
+        output=row["output"],
+    )
+
+
+def claimed_from_row(row: Row, ts: ToDatetime) -> ClaimedRun:
+    """A claimed run joined with its job's action, payload and policy."""
+    return ClaimedRun(
+        run_id=str(row["id"]),
+        job_id=str(row["job_id"]),
+        job_name=row["job_name"],
+        owner=row["owner"],
+        queue=row["queue"],
+        scheduled_for=ts(row["scheduled_for"]),
+        attempt=row["attempt"],
+        failures=row["failures"],
+        token=row["token"],
+        started_at=ts(row["started_at"]),
+        lease_expires_at=ts(row["lease_expires_at"]),
+        action=action_from_dict(_json(row["action"])),
+        payload=payload_from_row(row["payload"]),
+        policy=policy_from_row(row["policy"]),
+    )

@@ -1,0 +1,388 @@
+-- Every statement the PostgreSQL store runs. Parameters are named (%(name)s) and always
+-- bound; batches travel as arrays and are expanded with unnest, so a batch of any size is
+-- one statement. Arrays are sent in binary (%(name)b): for arrays of uuids and timestamps
+-- that is several times cheaper to encode than text, where every element is quoted.
+-- ``(%(owner)s::text IS NULL OR owner = %(owner)s)`` is per-owner isolation: NULL means any
+-- owner.
+--
+-- Reads of ``payload`` cast it to text: a payload may be a bare JSON string, and only text
+-- keeps it apart from JSON that still has to be parsed (the codec parses text).
+
+-- name: schema_exists
+SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = %(schema)s) AS present;
+
+-- name: migrate_lock
+-- Transaction-scoped: released by the migration's commit or rollback, whatever happens.
+SELECT pg_advisory_xact_lock(%(key)s);
+
+-- name: migrations_table
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    integer PRIMARY KEY,
+    name       text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+
+-- name: migrations_table_exists
+SELECT to_regclass('schema_migrations') IS NOT NULL AS present;
+
+-- name: migrations_applied
+SELECT version FROM schema_migrations ORDER BY version;
+
+-- name: migration_record
+INSERT INTO schema_migrations (version, name) VALUES (%(version)s, %(name)s);
+
+-- name: db_now
+SELECT clock_timestamp() AS now;
+
+-- name: session_reset
+-- After a transactional task used a pooled connection. Two statements: run it unprepared.
+RESET ALL;
+SELECT pg_advisory_unlock_all();
+
+-- name: search_path_restore
+SELECT set_config('search_path', %(search_path)s, true);
+
+-- name: notify_due
+-- Delivered when the transaction commits (NOTIFY is transactional), so a woken worker
+-- finds the runs; notifications with the same payload in one transaction fold into one.
+SELECT pg_notify(%(channel)s, queue) FROM unnest(%(queues)b::text[]) AS q (queue);
+
+-- Jobs --------------------------------------------------------------------------------------
+
+-- name: job_insert
+INSERT INTO jobs (id, owner, name, schedule, action, payload, policy, paused, next_fire_at,
+                  shard, version, created_at, updated_at)
+VALUES (%(id)s, %(owner)s, %(name)s, %(schedule)s::jsonb, %(action)s::jsonb,
+        %(payload)s::jsonb, %(policy)s::jsonb, %(paused)s, %(next_fire_at)s, %(shard)s,
+        %(version)s, %(created_at)s, %(updated_at)s)
+ON CONFLICT (owner, name) WHERE deleted_at IS NULL DO NOTHING
+RETURNING id, owner, name, schedule, action, payload::text AS payload, policy, paused,
+          next_fire_at, shard, version, created_at, updated_at;
+
+-- name: job_replace
+UPDATE jobs
+SET schedule = %(schedule)s::jsonb, action = %(action)s::jsonb, payload = %(payload)s::jsonb,
+    policy = %(policy)s::jsonb, paused = %(paused)s, next_fire_at = %(next_fire_at)s,
+    version = version + 1, updated_at = %(now)s
+WHERE owner = %(owner)s AND name = %(name)s AND deleted_at IS NULL
+RETURNING id, owner, name, schedule, action, payload::text AS payload, policy, paused,
+          next_fire_at, shard, version, created_at, updated_at;
+
+-- name: job_by_id
+SELECT id, owner, name, schedule, action, payload::text AS payload, policy, paused,
+       next_fire_at, shard, version, created_at, updated_at
+FROM jobs
+WHERE id = %(id)s AND deleted_at IS NULL AND (%(owner)s::text IS NULL OR owner = %(owner)s);
+
+-- name: job_by_name
+SELECT id, owner, name, schedule, action, payload::text AS payload, policy, paused,
+       next_fire_at, shard, version, created_at, updated_at
+FROM jobs
+WHERE owner = %(owner)s AND name = %(name)s AND deleted_at IS NULL;
+
+-- name: job_list
+SELECT id, owner, name, schedule, action, payload::text AS payload, policy, paused,
+       next_fire_at, shard, version, created_at, updated_at
+FROM jobs
+WHERE deleted_at IS NULL AND (%(owner)s::text IS NULL OR owner = %(owner)s)
+  AND (%(after_name)s::text IS NULL OR name > %(after_name)s)
+ORDER BY name, id
+LIMIT %(limit)s;
+
+-- name: job_set_paused
+UPDATE jobs
+SET paused = %(paused)s, next_fire_at = %(next_fire_at)s, version = version + 1,
+    updated_at = %(now)s
+WHERE id = %(id)s AND deleted_at IS NULL AND (%(owner)s::text IS NULL OR owner = %(owner)s)
+RETURNING id, owner, name, schedule, action, payload::text AS payload, policy, paused,
+          next_fire_at, shard, version, created_at, updated_at;
+
+-- name: job_soft_delete
+UPDATE jobs
+SET deleted_at = %(now)s, next_fire_at = NULL, version = version + 1, updated_at = %(now)s
+WHERE id = %(id)s AND deleted_at IS NULL AND (%(owner)s::text IS NULL OR owner = %(owner)s)
+RETURNING id;
+
+-- name: runs_cancel_pending_of_job
+-- Fires materialized from a schedule that no longer applies (replaced, paused): those due
+-- after ``due_after`` (NULL: all of them).
+UPDATE runs SET state = 'cancelled', finished_at = %(now)s
+WHERE job_id = %(job_id)s AND state = 'pending'
+  AND (%(due_after)s::timestamptz IS NULL OR due_at > %(due_after)s);
+
+-- name: runs_cancel_waiting_of_job
+UPDATE runs SET state = 'cancelled', finished_at = %(now)s
+WHERE job_id = %(job_id)s AND state IN ('pending', 'queued', 'retrying');
+
+-- name: run_trigger
+-- A manual run, due now; queue, priority and overlap are copied from the job's policy so the
+-- claim never needs the job row. Nothing is returned for an unknown job or a taken instant.
+WITH inserted AS (
+    INSERT INTO runs (id, job_id, owner, scheduled_for, due_at, state, queue, priority,
+                      overlap, manual, created_at)
+    SELECT %(id)s, j.id, j.owner, %(now)s, %(now)s, 'queued', j.policy ->> 'queue',
+           (j.policy ->> 'priority')::smallint, j.policy ->> 'overlap', true, %(now)s
+    FROM jobs j
+    WHERE j.id = %(job_id)s AND j.deleted_at IS NULL
+      AND (%(owner)s::text IS NULL OR j.owner = %(owner)s)
+    ON CONFLICT (job_id, scheduled_for) DO NOTHING
+    RETURNING *
+)
+SELECT inserted.*, j.name AS job_name FROM inserted JOIN jobs j ON j.id = inserted.job_id;
+
+-- Leases and scheduling ---------------------------------------------------------------------
+
+-- name: lease_acquire
+-- One statement for the whole batch, names in lock order. A free or expired lease is granted
+-- with a new token; our own live lease is renewed and keeps its token; another holder's live
+-- lease is left alone (the WHERE fails, no row comes back). Every proposed row draws a token
+-- before conflicts are known, so renewals and refusals leave gaps in the sequence: tokens
+-- only have to grow, not to be dense. Drawing in ``ord`` order makes the tokens granted in
+-- one call increase in name order.
+INSERT INTO leases AS l (name, holder, token, expires_at)
+SELECT x.name, %(holder)s, nextval('fencing'), %(expires_at)s
+FROM unnest(%(names)b::text[]) WITH ORDINALITY AS x (name, ord)
+ORDER BY x.ord
+ON CONFLICT (name) DO UPDATE
+SET holder = excluded.holder,
+    token = CASE WHEN l.holder = excluded.holder AND l.expires_at > %(now)s
+                 THEN l.token ELSE excluded.token END,
+    expires_at = excluded.expires_at
+WHERE l.expires_at <= %(now)s OR l.holder = excluded.holder
+RETURNING l.name, l.holder, l.token, l.expires_at;
+
+-- name: lease_renew
+UPDATE leases l SET expires_at = %(expires_at)s
+FROM unnest(%(names)b::text[], %(tokens)b::bigint[], %(holders)b::text[])
+     AS x (name, token, holder)
+WHERE l.name = x.name AND l.token = x.token AND l.holder = x.holder
+  AND l.expires_at > %(now)s
+RETURNING l.name, l.holder, l.token, l.expires_at;
+
+-- name: lease_release
+DELETE FROM leases l
+USING unnest(%(names)b::text[], %(tokens)b::bigint[]) AS x (name, token)
+WHERE l.name = x.name AND l.token = x.token;
+
+-- name: lease_list
+SELECT name, holder, token, expires_at FROM leases
+WHERE starts_with(name, %(prefix)s)
+ORDER BY name;
+
+-- name: jobs_due
+SELECT id, owner, name, schedule, action, payload::text AS payload, policy, paused,
+       next_fire_at, shard, version, created_at, updated_at
+FROM jobs
+WHERE next_fire_at <= %(horizon)s AND NOT paused AND deleted_at IS NULL
+  AND shard = ANY(%(shards)b::int[])
+ORDER BY next_fire_at
+LIMIT %(limit)s;
+
+-- name: leases_lock_valid
+-- The shard leases a fires_commit writes under, share-locked until it commits: a rival
+-- cannot take one over (its upsert waits) between this check and our commit.
+SELECT l.name FROM leases l
+JOIN unnest(%(names)b::text[], %(tokens)b::bigint[]) AS x (name, token)
+  ON l.name = x.name AND l.token = x.token
+WHERE l.expires_at > %(now)s
+ORDER BY l.name
+FOR SHARE OF l;
+
+-- name: jobs_advance
+-- Conditional on what the scheduler read: a job changed since (paused, replaced, advanced
+-- by another scheduler) does not match and its plan is dropped.
+UPDATE jobs j SET next_fire_at = x.next_fire_at
+FROM unnest(%(ids)b::uuid[], %(versions)b::int[], %(old_next_fire_ats)b::timestamptz[],
+            %(next_fire_ats)b::timestamptz[])
+     AS x (id, version, old_next_fire_at, next_fire_at)
+WHERE j.id = x.id AND j.version = x.version AND j.next_fire_at = x.old_next_fire_at
+  AND NOT j.paused AND j.deleted_at IS NULL
+RETURNING j.id;
+
+-- name: runs_insert_planned
+-- A fire that already has a run is left alone (guarantee 1: the unique key decides).
+INSERT INTO runs (id, job_id, owner, scheduled_for, due_at, state, queue, priority, overlap,
+                  fires, first_fire, finished_at, created_at)
+SELECT x.id, x.job_id, j.owner, x.scheduled_for, x.due_at, x.state, j.policy ->> 'queue',
+       (j.policy ->> 'priority')::smallint, j.policy ->> 'overlap', x.fires, x.first_fire,
+       x.finished_at, %(now)s
+FROM unnest(%(ids)b::uuid[], %(job_ids)b::uuid[], %(scheduled_fors)b::timestamptz[],
+            %(due_ats)b::timestamptz[], %(states)b::text[], %(fires)b::int[],
+            %(first_fires)b::timestamptz[], %(finished_ats)b::timestamptz[])
+     AS x (id, job_id, scheduled_for, due_at, state, fires, first_fire, finished_at)
+JOIN jobs j ON j.id = x.job_id
+ON CONFLICT (job_id, scheduled_for) DO NOTHING
+RETURNING queue, state;
+
+-- Runs: the worker side ---------------------------------------------------------------------
+
+-- name: claim_candidates
+-- Served by runs_claim: same state list, same order. SKIP LOCKED makes concurrent claimers
+-- pass over each other's candidates instead of queueing behind them.
+SELECT id, job_id, overlap, scheduled_for FROM runs
+WHERE queue = %(queue)s AND state IN ('pending', 'queued', 'retrying')
+  AND due_at <= %(now)s
+ORDER BY priority DESC, due_at
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED;
+
+-- name: jobs_lock
+-- Serializes claimers of the same overlap-guarded job: whoever holds the job's row decides
+-- its overlap alone. SKIP LOCKED, because a claimer already holds its candidate runs: waiting
+-- here for a job row that a writer holds while it waits for those runs (a replace or pause
+-- cancelling pending runs) would deadlock. The candidates of a skipped job are left waiting
+-- for a later claim. NO KEY UPDATE: inserting a run (its foreign key check) is not blocked.
+SELECT id FROM jobs WHERE id = ANY(%(ids)b::uuid[]) FOR NO KEY UPDATE SKIP LOCKED;
+
+-- name: runs_live_of_jobs
+-- A separate statement from jobs_lock on purpose: under READ COMMITTED it takes a snapshot
+-- after the job locks are held, so it sees runs claimed by whoever held them before us.
+SELECT id, job_id FROM runs
+WHERE job_id = ANY(%(job_ids)b::uuid[]) AND state IN ('running', 'retrying');
+
+-- name: runs_skip
+UPDATE runs SET state = 'skipped', finished_at = %(now)s, error = %(reason)s
+WHERE id = ANY(%(ids)b::uuid[]);
+
+-- name: runs_cancel
+-- Cancel waiting or running runs (a user, or overlap=replace). A running run's attempt is
+-- recorded here as cancelled, since its worker's own (fenced) write will be refused. The
+-- rows are locked first so that a worker completing the run at the same moment either
+-- finishes before us (and the run is no longer cancellable) or is refused after us.
+WITH target AS (
+    SELECT id, state, attempt, token, worker_id, started_at FROM runs
+    WHERE id = ANY(%(ids)b::uuid[])
+      AND state IN ('pending', 'queued', 'retrying', 'running')
+    FOR UPDATE
+), cancelled AS (
+    UPDATE runs r
+    SET state = 'cancelled', finished_at = %(now)s, lease_expires_at = NULL,
+        error = %(reason)s
+    FROM target t
+    WHERE r.id = t.id
+    RETURNING t.id, t.state, t.attempt, t.token, t.worker_id, t.started_at
+), recorded AS (
+    INSERT INTO attempts (run_id, number, token, worker_id, started_at, finished_at,
+                          outcome, error)
+    SELECT id, attempt, token, worker_id, started_at, %(now)s, 'cancelled', %(reason)s
+    FROM cancelled
+    WHERE state = 'running'
+)
+SELECT id FROM cancelled;
+
+-- name: runs_start
+-- The claim itself: one statement for the batch. Tokens are drawn in ``ord`` (claim) order
+-- in a materialized step of their own, so the join below cannot reorder the nextval calls.
+-- Joined with jobs to hand the worker what it executes.
+WITH claim AS MATERIALIZED (
+    SELECT x.id, x.ord, nextval('fencing') AS token
+    FROM unnest(%(ids)b::uuid[]) WITH ORDINALITY AS x (id, ord)
+    ORDER BY x.ord
+)
+UPDATE runs r
+SET state = 'running', attempt = r.attempt + 1, token = c.token,
+    worker_id = %(worker_id)s, lease_expires_at = %(lease_expires_at)s,
+    started_at = %(now)s, error = NULL
+FROM claim c, jobs j
+WHERE r.id = c.id AND j.id = r.job_id
+  -- Redundant with the join, but it lets the planner see the batch's size and probe the
+  -- primary key per id instead of hashing the whole table.
+  AND r.id = ANY(%(ids)b::uuid[])
+RETURNING c.ord, r.id, r.job_id, r.owner, r.queue, r.scheduled_for, r.attempt, r.failures,
+          r.token, r.started_at, r.lease_expires_at, j.name AS job_name, j.action,
+          j.payload::text AS payload, j.policy;
+
+-- name: runs_heartbeat
+UPDATE runs r SET lease_expires_at = %(lease_expires_at)s
+FROM unnest(%(ids)b::uuid[], %(tokens)b::bigint[]) AS x (id, token)
+WHERE r.id = x.id AND r.id = ANY(%(ids)b::uuid[]) AND r.token = x.token
+  AND r.worker_id = %(worker_id)s AND r.state = 'running'
+RETURNING r.id;
+
+-- name: runs_finish
+-- Record ended attempts: each only if its run is still running under its token (and, for
+-- the reaper, its lease expired before ``expired_before``). One statement, hence atomic on
+-- its own: the run updates and the attempt rows commit together or not at all. ``ord``
+-- tells the caller which results were accepted.
+WITH accepted AS (
+    UPDATE runs r
+    SET state = x.state, failures = x.failures, due_at = COALESCE(x.due_at, r.due_at),
+        finished_at = x.run_finished_at, lease_expires_at = NULL, error = x.error,
+        output = x.output
+    FROM unnest(%(ids)b::uuid[], %(tokens)b::bigint[], %(states)b::text[],
+                %(failures)b::int[], %(due_ats)b::timestamptz[],
+                %(run_finished_ats)b::timestamptz[], %(expired_befores)b::timestamptz[],
+                %(numbers)b::int[], %(worker_ids)b::text[], %(started_ats)b::timestamptz[],
+                %(finished_ats)b::timestamptz[], %(outcomes)b::text[], %(errors)b::text[],
+                %(outputs)b::text[])
+         WITH ORDINALITY
+         AS x (id, token, state, failures, due_at, run_finished_at, expired_before, number,
+               worker_id, started_at, finished_at, outcome, error, output, ord)
+    WHERE r.id = x.id AND r.id = ANY(%(ids)b::uuid[]) AND r.token = x.token
+      AND r.state = 'running'
+      AND (x.expired_before IS NULL OR r.lease_expires_at <= x.expired_before)
+    RETURNING x.ord, x.id, x.number, x.token, x.worker_id, x.started_at, x.finished_at,
+              x.outcome, x.error, x.output, r.state, r.queue
+), recorded AS (
+    INSERT INTO attempts (run_id, number, token, worker_id, started_at, finished_at,
+                          outcome, error, output)
+    SELECT id, number, token, worker_id, started_at, finished_at, outcome, error, output
+    FROM accepted
+)
+SELECT ord, state, queue FROM accepted;
+
+-- name: runs_expired
+SELECT r.id, r.token, r.attempt, r.failures, r.worker_id, r.started_at, j.policy
+FROM runs r JOIN jobs j ON j.id = r.job_id
+WHERE r.state = 'running' AND r.lease_expires_at <= %(now)s
+ORDER BY r.lease_expires_at
+LIMIT %(limit)s;
+
+-- name: runs_next_due
+-- One probe of runs_due per queue.
+SELECT min(x.due_at) AS due
+FROM unnest(%(queues)b::text[]) AS q (queue)
+CROSS JOIN LATERAL (
+    SELECT r.due_at FROM runs r
+    WHERE r.queue = q.queue AND r.state IN ('pending', 'queued', 'retrying')
+    ORDER BY r.due_at
+    LIMIT 1
+) AS x;
+
+-- Runs: the reading and admin side ----------------------------------------------------------
+
+-- name: run_by_id
+SELECT r.*, j.name AS job_name FROM runs r JOIN jobs j ON j.id = r.job_id
+WHERE r.id = %(id)s AND (%(owner)s::text IS NULL OR r.owner = %(owner)s);
+
+-- name: run_list
+SELECT r.*, j.name AS job_name FROM runs r JOIN jobs j ON j.id = r.job_id
+WHERE (%(owner)s::text IS NULL OR r.owner = %(owner)s)
+  AND (%(job_id)s::uuid IS NULL OR r.job_id = %(job_id)s)
+  AND (%(states)b::text[] IS NULL OR r.state = ANY(%(states)b))
+  AND (%(before_at)s::timestamptz IS NULL
+       OR (r.scheduled_for, r.id) < (%(before_at)s, %(before_id)s::uuid))
+ORDER BY r.scheduled_for DESC, r.id DESC
+LIMIT %(limit)s;
+
+-- name: attempt_list
+SELECT a.run_id, a.number, a.token, a.worker_id, a.started_at, a.finished_at, a.outcome,
+       a.error, a.output
+FROM attempts a JOIN runs r ON r.id = a.run_id
+WHERE a.run_id = %(run_id)s AND (%(owner)s::text IS NULL OR r.owner = %(owner)s)
+ORDER BY a.number;
+
+-- name: run_requeue
+WITH requeued AS (
+    UPDATE runs
+    SET state = 'queued', failures = 0, due_at = %(now)s, finished_at = NULL,
+        lease_expires_at = NULL
+    WHERE id = %(id)s AND state = 'dead' AND (%(owner)s::text IS NULL OR owner = %(owner)s)
+    RETURNING *
+)
+SELECT requeued.*, j.name AS job_name FROM requeued JOIN jobs j ON j.id = requeued.job_id;
+
+-- name: run_counts
+SELECT state, count(*) AS n FROM runs
+WHERE (%(owner)s::text IS NULL OR owner = %(owner)s)
+GROUP BY state;

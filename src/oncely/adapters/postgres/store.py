@@ -1,0 +1,764 @@
+"""The PostgreSQL store.
+
+Design notes:
+
+- A ``psycopg_pool.ConnectionPool`` of autocommit connections whose ``search_path`` names only
+  the store's schema (so every statement in ``queries.sql`` is unqualified and several stores,
+  e.g. one per test, share a database) and whose ``TimeZone`` is UTC. A method that is a single
+  statement runs as its own transaction: one round trip. A method that needs several statements
+  opens ``conn.transaction()``.
+- Batches go to the server as arrays expanded with ``unnest``: the statement count of a method
+  does not grow with its batch. Per method, in statements (plus BEGIN and COMMIT where a
+  transaction is needed):
+
+  ============================  ==============================================================
+  run_claim                     candidates (FOR UPDATE SKIP LOCKED), start (tokens, RETURNING
+                                the job's action); with overlap-guarded jobs also: lock those
+                                jobs (SKIP LOCKED), read their live runs, skip, cancel
+  run_heartbeat                 1 (autocommit)
+  run_complete                  1 (autocommit; run updates and attempt rows in one statement),
+                                +1 NOTIFY if a run was released back to its queue
+  run_complete_with             the task's own, restore search_path, finish; then RESET
+  lease_acquire / renew         1 (autocommit)
+  fires_commit                  lock leases, advance jobs, insert runs, NOTIFY
+  ============================  ==============================================================
+
+- Fencing tokens come from the sequence ``fencing``; every granted lease and every claimed run
+  takes ``nextval``. Writes under a lease compare the token in their WHERE clause.
+- Runs that become claimable NOTIFY ``channel`` (derived from the schema, so stores in different
+  schemas of one database do not wake each other) in the transaction that creates them: the
+  notification is delivered on commit, when the run is visible.
+- Ids are ``uuid`` columns. A string that is not a UUID (a user's URL) is parsed in Python and
+  treated as an id that matches nothing, rather than sent to fail as a DataError.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+from uuid import UUID
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.rows import TupleRow, dict_row
+from psycopg_pool import ConnectionPool
+
+from oncely.adapters.codec import (
+    attempt_from_row,
+    claimed_from_row,
+    job_columns,
+    job_from_row,
+    policy_from_row,
+    run_from_row,
+)
+from oncely.adapters.sqlfile import load_migrations, load_queries
+from oncely.domain.errors import Conflict, InvalidInput, NotFound
+from oncely.domain.firing import FirePlan
+from oncely.domain.ids import new_id
+from oncely.domain.jobs import Job
+from oncely.domain.overlap import ClaimCandidate, resolve_overlap
+from oncely.domain.runs import CANCELLABLE_STATES, Attempt, Run, RunState
+from oncely.ports.store import (
+    AttemptResult,
+    ClaimedRun,
+    ClaimParams,
+    CommitResult,
+    ExpiredRun,
+    Lease,
+)
+
+T = TypeVar("T")
+Q = load_queries("oncely.adapters.postgres", "queries.sql")
+Conn = psycopg.Connection[TupleRow]
+Row = dict[str, Any]
+
+log = logging.getLogger(__name__)
+
+_SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_CHANNEL_PREFIX = "oncely_due_"
+_MAX_IDENTIFIER = 63  # NAMEDATALEN - 1: longer channel names are truncated by the server
+
+# The listener's connection idles for long stretches: TCP keepalives detect a peer that
+# vanished without closing (a failover, a dropped NAT entry) within about half a minute, and
+# a bounded connect keeps a stop request from waiting on an unreachable server for minutes.
+_LISTEN_PARAMS = {
+    "keepalives": 1,
+    "keepalives_idle": 15,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "connect_timeout": 10,
+}
+
+
+def notify_channel(schema: str) -> str:
+    """The NOTIFY channel of a schema's store: readable when it fits, hashed when it does not."""
+    channel = _CHANNEL_PREFIX + schema
+    if len(channel.encode()) <= _MAX_IDENTIFIER:
+        return channel
+    return _CHANNEL_PREFIX + hashlib.blake2b(schema.encode(), digest_size=16).hexdigest()
+
+
+def _uuid(value: str) -> UUID | None:
+    """Parse an id; None for anything that is not a UUID (it can match no row)."""
+    try:
+        return UUID(value)
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def _ts(value: datetime) -> datetime:
+    return value
+
+
+def _shard_of_lease(lease: Lease) -> int | None:
+    prefix, _, number = lease.name.rpartition(":")
+    return int(number) if prefix == "shard" and number.isdigit() else None
+
+
+class PostgresStore:
+    dialect = "postgresql"
+    supports_listen = True
+
+    def __init__(
+        self, url: str, *, schema: str = "oncely", min_size: int = 1, max_size: int = 10
+    ) -> None:
+        if not _SCHEMA_NAME.match(schema):
+            raise InvalidInput(
+                "schema must be 1-63 letters, digits or '_', not starting with a digit",
+                field="schema",
+            )
+        self.schema = schema
+        self.channel = notify_channel(schema)
+        # Keep whatever options the URL carries (statement_timeout...) and add ours.
+        params = conninfo_to_dict(url)
+        options = str(params.get("options") or "")
+        self._search_path = f'"{schema}"'
+        params["options"] = f"{options} -c search_path={self._search_path} -c TimeZone=UTC".strip()
+        self._conninfo = make_conninfo("", **params)
+        self._listen_conninfo = make_conninfo(self._conninfo, **_LISTEN_PARAMS)
+        self._pool: ConnectionPool[Conn] = ConnectionPool(
+            self._conninfo,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs={"autocommit": True},
+            name=f"oncely-{schema}",
+            open=True,
+        )
+
+    # -- connections ----------------------------------------------------------------------
+
+    @contextmanager
+    def _tx(self) -> Iterator[Conn]:
+        """A pooled connection inside one transaction: committed on exit, rolled back on error."""
+        with self._pool.connection() as conn, conn.transaction():
+            yield conn
+
+    def _read(self, query: str, params: dict[str, Any]) -> list[Row]:
+        with self._pool.connection() as conn:
+            return _fetch(conn, query, params)
+
+    def close(self) -> None:
+        self._pool.close()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def migrate(self) -> int:
+        key = int.from_bytes(
+            hashlib.blake2b(f"oncely.migrate:{self.schema}".encode(), digest_size=8).digest(),
+            "big",
+            signed=True,
+        )
+        with self._tx() as conn:
+            # Concurrent migrators (several processes starting at once) queue here; the lock
+            # goes with the transaction, so a crashed migrator cannot leave it behind.
+            _fetch(conn, "migrate_lock", {"key": key})
+            # Checked first: CREATE SCHEMA IF NOT EXISTS wants the CREATE privilege on the
+            # database even when the schema exists, which an application role may lack.
+            if not _fetch(conn, "schema_exists", {"schema": self.schema})[0]["present"]:
+                conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(self.schema)))
+            conn.execute(Q["migrations_table"], prepare=False)
+            applied = {r["version"] for r in _fetch(conn, "migrations_applied", {})}
+            version = max(applied, default=0)
+            for number, name, script in load_migrations("oncely.adapters.postgres"):
+                if number in applied:
+                    continue
+                # Without parameters psycopg sends the script as a simple query: all of its
+                # statements run, inside our transaction.
+                conn.execute(script, prepare=False)
+                conn.execute(Q["migration_record"], {"version": number, "name": name})
+                version = number
+        return version
+
+    def schema_version(self) -> int:
+        with self._pool.connection() as conn:
+            if not _fetch(conn, "migrations_table_exists", {})[0]["present"]:
+                return 0
+            versions = [r["version"] for r in _fetch(conn, "migrations_applied", {})]
+        return max(versions, default=0)
+
+    def db_now(self) -> datetime:
+        now: datetime = self._read("db_now", {})[0]["now"]
+        return now.astimezone(UTC)
+
+    # -- jobs -----------------------------------------------------------------------------
+
+    def job_create(self, job: Job, *, replace: bool = False, now: datetime) -> Job:
+        params = {
+            **job_columns(job),
+            "id": UUID(job.id),
+            "owner": job.owner,
+            "name": job.name,
+            "paused": job.paused,
+            "next_fire_at": job.next_fire_at,
+            "shard": job.shard,
+            "version": job.version,
+            "created_at": job.created_at,
+            "updated_at": job.updated_at,
+            "now": now,
+        }
+        with self._tx() as conn:
+            # Insert, or (replace) update the live job of that name. Twice at most: a job
+            # deleted between our insert and our update frees its name for the second insert.
+            for _ in range(2):
+                if rows := _fetch(conn, "job_insert", params):
+                    return job_from_row(rows[0], _ts)
+                if not replace:
+                    raise Conflict(f"a job named {job.name!r} already exists")
+                if rows := _fetch(conn, "job_replace", params):
+                    _exec(
+                        conn,
+                        "runs_cancel_pending_of_job",
+                        {"job_id": rows[0]["id"], "now": now, "due_after": None},
+                    )
+                    return job_from_row(rows[0], _ts)
+        raise Conflict(f"job {job.name!r} keeps changing concurrently; retry")
+
+    def job_get(self, owner: str | None, job_id: str) -> Job | None:
+        uid = _uuid(job_id)
+        rows = [] if uid is None else self._read("job_by_id", {"id": uid, "owner": owner})
+        return job_from_row(rows[0], _ts) if rows else None
+
+    def job_get_by_name(self, owner: str, name: str) -> Job | None:
+        rows = self._read("job_by_name", {"owner": owner, "name": name})
+        return job_from_row(rows[0], _ts) if rows else None
+
+    def job_list(
+        self, owner: str | None, *, limit: int = 100, after_name: str | None = None
+    ) -> list[Job]:
+        rows = self._read("job_list", {"owner": owner, "after_name": after_name, "limit": limit})
+        return [job_from_row(r, _ts) for r in rows]
+
+    def job_set_paused(
+        self,
+        owner: str | None,
+        job_id: str,
+        *,
+        paused: bool,
+        next_fire_at: datetime | None,
+        now: datetime,
+    ) -> Job | None:
+        uid = _uuid(job_id)
+        if uid is None:
+            return None
+        with self._tx() as conn:
+            rows = _fetch(
+                conn,
+                "job_set_paused",
+                {
+                    "id": uid,
+                    "owner": owner,
+                    "paused": paused,
+                    "next_fire_at": next_fire_at,
+                    "now": now,
+                },
+            )
+            if not rows:
+                return None
+            if paused:
+                _exec(
+                    conn,
+                    "runs_cancel_pending_of_job",
+                    {"job_id": uid, "now": now, "due_after": now},
+                )
+        return job_from_row(rows[0], _ts)
+
+    def job_delete(self, owner: str | None, job_id: str, *, now: datetime) -> bool:
+        uid = _uuid(job_id)
+        if uid is None:
+            return False
+        with self._tx() as conn:
+            if not _fetch(conn, "job_soft_delete", {"id": uid, "owner": owner, "now": now}):
+                return False
+            _exec(conn, "runs_cancel_waiting_of_job", {"job_id": uid, "now": now})
+        return True
+
+    def job_trigger(self, owner: str | None, job_id: str, *, run_id: str, now: datetime) -> Run:
+        uid = _uuid(job_id)
+        if uid is None:
+            raise NotFound(f"no job {job_id}")
+        with self._tx() as conn:
+            rows = _fetch(
+                conn,
+                "run_trigger",
+                {"id": UUID(run_id), "job_id": uid, "owner": owner, "now": now},
+            )
+            if not rows:
+                if not _fetch(conn, "job_by_id", {"id": uid, "owner": owner}):
+                    raise NotFound(f"no job {job_id}")
+                raise Conflict("a run of this job is already scheduled for this instant; retry")
+            self._notify(conn, [rows[0]["queue"]])
+        return run_from_row(rows[0], _ts)
+
+    # -- leases and scheduling ------------------------------------------------------------
+
+    def lease_acquire(
+        self, names: Sequence[str], holder: str, *, now: datetime, ttl: timedelta
+    ) -> list[Lease]:
+        if not names:
+            return []
+        # Sorted: concurrent acquirers lock rows in one order and cannot deadlock. Deduplicated:
+        # an upsert may not touch one row twice.
+        ordered = sorted(set(names))
+        rows = self._read(
+            "lease_acquire",
+            {"names": ordered, "holder": holder, "now": now, "expires_at": now + ttl},
+        )
+        by_name = {r["name"]: _lease(r) for r in rows}
+        return [by_name[name] for name in dict.fromkeys(names) if name in by_name]
+
+    def lease_renew(self, leases: Sequence[Lease], *, now: datetime, ttl: timedelta) -> list[Lease]:
+        if not leases:
+            return []
+        rows = self._read(
+            "lease_renew",
+            {
+                "names": [lease.name for lease in leases],
+                "tokens": [lease.token for lease in leases],
+                "holders": [lease.holder for lease in leases],
+                "now": now,
+                "expires_at": now + ttl,
+            },
+        )
+        by_name = {r["name"]: _lease(r) for r in rows}
+        return [by_name[lease.name] for lease in leases if lease.name in by_name]
+
+    def lease_release(self, leases: Sequence[Lease]) -> None:
+        if not leases:
+            return
+        with self._pool.connection() as conn:
+            _exec(
+                conn,
+                "lease_release",
+                {"names": [lease.name for lease in leases], "tokens": [x.token for x in leases]},
+            )
+
+    def lease_list(self, prefix: str) -> list[Lease]:
+        return [_lease(r) for r in self._read("lease_list", {"prefix": prefix})]
+
+    def jobs_due(self, shards: Sequence[int], horizon: datetime, limit: int) -> list[Job]:
+        rows = self._read("jobs_due", {"shards": list(shards), "horizon": horizon, "limit": limit})
+        return [job_from_row(r, _ts) for r in rows]
+
+    def fires_commit(
+        self, leases: Sequence[Lease], plans: Sequence[tuple[int, FirePlan]], *, now: datetime
+    ) -> CommitResult:
+        if not plans:
+            return CommitResult(0, 0, frozenset())
+        planned_shards = {shard for shard, _ in plans}
+        mine = [x for x in leases if _shard_of_lease(x) in planned_shards]
+        with self._tx() as conn:
+            held = (
+                _fetch(
+                    conn,
+                    "leases_lock_valid",
+                    {
+                        "names": [x.name for x in mine],
+                        "tokens": [x.token for x in mine],
+                        "now": now,
+                    },
+                )
+                if mine
+                else []
+            )
+            held_names = {r["name"] for r in held}
+            valid = {_shard_of_lease(x) for x in mine if x.name in held_names}
+            # Sorted by job id: one row-lock order for every writer of jobs.
+            kept = sorted(
+                (plan for shard, plan in plans if shard in valid), key=lambda p: UUID(p.job_id)
+            )
+            advanced: set[UUID] = set()
+            if kept:
+                advanced = {
+                    r["id"]
+                    for r in _fetch(
+                        conn,
+                        "jobs_advance",
+                        {
+                            "ids": [UUID(p.job_id) for p in kept],
+                            "versions": [p.job_version for p in kept],
+                            "old_next_fire_ats": [p.old_next_fire_at for p in kept],
+                            "next_fire_ats": [p.next_fire_at for p in kept],
+                        },
+                    )
+                }
+            created = self._insert_planned(
+                conn, [p for p in kept if UUID(p.job_id) in advanced], now
+            )
+        return CommitResult(created, len(advanced), frozenset(planned_shards - valid))
+
+    def _insert_planned(self, conn: Conn, plans: Sequence[FirePlan], now: datetime) -> int:
+        runs = [(UUID(plan.job_id), run) for plan in plans for run in plan.runs]
+        if not runs:
+            return 0
+        id_ms = int(now.timestamp() * 1000)
+        rows = _fetch(
+            conn,
+            "runs_insert_planned",
+            {
+                "ids": [UUID(new_id(id_ms)) for _ in runs],
+                "job_ids": [job_id for job_id, _ in runs],
+                "scheduled_fors": [run.scheduled_for for _, run in runs],
+                "due_ats": [run.due_at for _, run in runs],
+                "states": [run.state.value for _, run in runs],
+                "fires": [run.fires for _, run in runs],
+                "first_fires": [run.first_fire for _, run in runs],
+                "finished_ats": [now if run.state is RunState.MISSED else None for _, run in runs],
+                "now": now,
+            },
+        )
+        self._notify(conn, [r["queue"] for r in rows if r["state"] == RunState.PENDING.value])
+        return len(rows)
+
+    def _notify(self, conn: Conn, queues: Sequence[str]) -> None:
+        if queues:
+            _exec(conn, "notify_due", {"channel": self.channel, "queues": sorted(set(queues))})
+
+    # -- runs: the worker side ------------------------------------------------------------
+
+    def run_claim(self, params: ClaimParams) -> list[ClaimedRun]:
+        now = params.now
+        with self._tx() as conn:
+            candidates = _fetch(
+                conn,
+                "claim_candidates",
+                {"queue": params.queue, "now": now, "limit": params.limit},
+            )
+            if not candidates:
+                return []
+            ids: list[UUID] = [r["id"] for r in candidates]
+            if any(r["overlap"] != "allow" for r in candidates):
+                ids = _apply_overlap(conn, candidates, now)
+                if not ids:
+                    return []
+            rows = _fetch(
+                conn,
+                "runs_start",
+                {
+                    "ids": ids,
+                    "worker_id": params.worker_id,
+                    "lease_expires_at": now + params.lease_ttl,
+                    "now": now,
+                },
+            )
+        rows.sort(key=lambda r: r["ord"])
+        return [claimed_from_row(r, _ts) for r in rows]
+
+    def run_heartbeat(
+        self, worker_id: str, held: Sequence[tuple[str, int]], *, now: datetime, ttl: timedelta
+    ) -> set[str]:
+        # Sorted by run id, like every batch that locks runs: one lock order, no deadlocks.
+        parsed = ((_uuid(run_id), token) for run_id, token in held)
+        pairs = sorted(((u, t) for u, t in parsed if u is not None), key=lambda p: p[0].int)
+        if not pairs:
+            return set()
+        rows = self._read(
+            "runs_heartbeat",
+            {
+                "ids": [uid for uid, _ in pairs],
+                "tokens": [token for _, token in pairs],
+                "worker_id": worker_id,
+                "lease_expires_at": now + ttl,
+            },
+        )
+        return {str(r["id"]) for r in rows}
+
+    def run_complete(self, results: Sequence[AttemptResult]) -> list[bool]:
+        if not results:
+            return []
+        with self._pool.connection() as conn:
+            return self._finish(conn, results)
+
+    def run_complete_with(
+        self, result: Callable[[T], AttemptResult], effect: Callable[[Any], T]
+    ) -> tuple[bool, T | None]:
+        with self._pool.connection() as conn:
+            try:
+                with conn.transaction():
+                    value = effect(conn)
+                    # The task may have moved search_path (a tenant schema...): our statements
+                    # must find our tables again, until the transaction ends.
+                    _exec(conn, "search_path_restore", {"search_path": self._search_path})
+                    if self._finish(conn, [result(value)])[0]:
+                        return True, value
+                    # Refused: the effect's writes go with the rollback.
+                    raise psycopg.Rollback
+                return False, None
+            finally:
+                _reset_session(conn)
+
+    def _finish(self, conn: Conn, results: Sequence[AttemptResult]) -> list[bool]:
+        """Record results in one statement; per result, whether it was accepted."""
+        # Sorted by run id: concurrent batches (a worker's and the reaper's) lock in one order.
+        parsed = ((_uuid(r.run_id), i) for i, r in enumerate(results))
+        order = sorted(((u, i) for u, i in parsed if u is not None), key=lambda p: p[0].int)
+        accepted = [False] * len(results)
+        if not order:
+            return accepted
+        batch = [results[i] for _, i in order]
+        rows = _fetch(
+            conn,
+            "runs_finish",
+            {
+                "ids": [uid for uid, _ in order],
+                "tokens": [r.token for r in batch],
+                "states": [r.decision.state.value for r in batch],
+                "failures": [r.decision.failures for r in batch],
+                "due_ats": [r.decision.due_at for r in batch],
+                "run_finished_ats": [
+                    None if r.decision.due_at is not None else r.finished_at for r in batch
+                ],
+                "expired_befores": [r.expired_before for r in batch],
+                "numbers": [r.attempt for r in batch],
+                "worker_ids": [r.worker_id for r in batch],
+                "started_ats": [r.started_at for r in batch],
+                "finished_ats": [r.finished_at for r in batch],
+                "outcomes": [r.outcome.value for r in batch],
+                "errors": [r.error for r in batch],
+                "outputs": [r.output for r in batch],
+            },
+        )
+        for row in rows:
+            accepted[order[row["ord"] - 1][1]] = True
+        # A run given back (released) is claimable at once: wake the workers of its queue.
+        self._notify(conn, [r["queue"] for r in rows if r["state"] == RunState.QUEUED.value])
+        return accepted
+
+    def runs_expired(self, *, now: datetime, limit: int) -> list[ExpiredRun]:
+        return [
+            ExpiredRun(
+                run_id=str(r["id"]),
+                token=r["token"],
+                attempt=r["attempt"],
+                failures=r["failures"],
+                worker_id=r["worker_id"],
+                started_at=r["started_at"],
+                policy=policy_from_row(r["policy"]),
+            )
+            for r in self._read("runs_expired", {"now": now, "limit": limit})
+        ]
+
+    def runs_next_due(self, queues: Sequence[str]) -> datetime | None:
+        if not queues:
+            return None
+        due: datetime | None = self._read("runs_next_due", {"queues": list(queues)})[0]["due"]
+        return due
+
+    def listen(self, on_due: Callable[[], None], stop: threading.Event) -> None:
+        """Wake ``on_due`` per notification on our channel until ``stop``; reconnect on loss.
+
+        A dedicated connection (a pooled one would be taken from the workers for good). After a
+        reconnection ``on_due`` is called once: notifications sent while we were away are lost.
+        """
+        delay = 0.1
+        connected_before = False
+        while not stop.is_set():
+            try:
+                with psycopg.connect(self._listen_conninfo, autocommit=True) as conn:
+                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+                    delay = 0.1
+                    if connected_before:
+                        _call(on_due)
+                    connected_before = True
+                    while not stop.is_set():
+                        for _ in conn.notifies(timeout=0.5):
+                            _call(on_due)
+                            if stop.is_set():
+                                break
+            except Exception:
+                if stop.is_set():
+                    break
+                log.warning("listen connection lost; reconnecting in %.1f s", delay, exc_info=True)
+                stop.wait(delay)
+                delay = min(delay * 2, 5.0)
+
+    # -- runs: the reading and admin side -------------------------------------------------
+
+    def run_get(self, owner: str | None, run_id: str) -> Run | None:
+        uid = _uuid(run_id)
+        rows = [] if uid is None else self._read("run_by_id", {"id": uid, "owner": owner})
+        return run_from_row(rows[0], _ts) if rows else None
+
+    def run_list(
+        self,
+        owner: str | None,
+        *,
+        job_id: str | None = None,
+        states: Sequence[RunState] | None = None,
+        limit: int = 100,
+        before: tuple[datetime, str] | None = None,
+    ) -> list[Run]:
+        job_uid = None if job_id is None else _uuid(job_id)
+        before_uid = None if before is None else _uuid(before[1])
+        if (job_id is not None and job_uid is None) or (before is not None and before_uid is None):
+            return []
+        rows = self._read(
+            "run_list",
+            {
+                "owner": owner,
+                "job_id": job_uid,
+                "states": None if states is None else [str(s) for s in states],
+                "before_at": None if before is None else before[0],
+                "before_id": before_uid,
+                "limit": limit,
+            },
+        )
+        return [run_from_row(r, _ts) for r in rows]
+
+    def attempt_list(self, owner: str | None, run_id: str) -> list[Attempt]:
+        uid = _uuid(run_id)
+        if uid is None:
+            return []
+        rows = self._read("attempt_list", {"run_id": uid, "owner": owner})
+        return [attempt_from_row(r, _ts) for r in rows]
+
+    def run_cancel(self, owner: str | None, run_id: str, *, now: datetime) -> Run | None:
+        uid = _uuid(run_id)
+        if uid is None:
+            return None
+        with self._tx() as conn:
+            rows = _fetch(conn, "run_by_id", {"id": uid, "owner": owner})
+            if not rows:
+                return None
+            state = RunState(rows[0]["state"])
+            cancelled = state in CANCELLABLE_STATES and _fetch(
+                conn,
+                "runs_cancel",
+                {"ids": [uid], "now": now, "reason": "cancelled by a user"},
+            )
+            if not cancelled:
+                # Ended before we got to it (possibly between our read and the locked update).
+                raise Conflict(f"run {run_id} has already ended ({state})")
+            rows = _fetch(conn, "run_by_id", {"id": uid, "owner": None})
+        return run_from_row(rows[0], _ts)
+
+    def run_requeue(self, owner: str | None, run_id: str, *, now: datetime) -> Run | None:
+        uid = _uuid(run_id)
+        if uid is None:
+            return None
+        with self._tx() as conn:
+            rows = _fetch(conn, "run_requeue", {"id": uid, "owner": owner, "now": now})
+            if not rows:
+                current = _fetch(conn, "run_by_id", {"id": uid, "owner": owner})
+                if not current:
+                    return None
+                raise Conflict(
+                    f"only dead runs can be requeued; run {run_id} is {current[0]['state']}"
+                )
+            self._notify(conn, [rows[0]["queue"]])
+        return run_from_row(rows[0], _ts)
+
+    def run_counts(self, owner: str | None) -> dict[str, int]:
+        return {r["state"]: r["n"] for r in self._read("run_counts", {"owner": owner})}
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _fetch(conn: Conn, query: str, params: dict[str, Any]) -> list[Row]:
+    # Binary results: uuids and timestamps decode without parsing text.
+    with conn.cursor(row_factory=dict_row, binary=True) as cur:
+        cur.execute(Q[query], params)
+        return cur.fetchall()
+
+
+def _exec(conn: Conn, query: str, params: dict[str, Any]) -> None:
+    conn.execute(Q[query], params)
+
+
+def _reset_session(conn: Conn) -> None:
+    """Undo session state a transactional task may have left on a pooled connection (a
+    ``SET search_path`` would break every later statement on it). If that fails, close the
+    connection: the pool replaces it rather than hand it out as it is."""
+    if conn.closed or conn.broken:
+        return
+    try:
+        conn.execute(Q["session_reset"], prepare=False)
+    except psycopg.Error:
+        log.warning("could not reset a connection after a transactional task", exc_info=True)
+        conn.close()
+
+
+def _call(on_due: Callable[[], None]) -> None:
+    """A failing callback must not end the listener."""
+    try:
+        on_due()
+    except Exception:
+        log.exception("listen callback failed")
+
+
+def _lease(row: Row) -> Lease:
+    return Lease(row["name"], row["holder"], row["token"], row["expires_at"])
+
+
+def _apply_overlap(conn: Conn, candidates: list[Row], now: datetime) -> list[UUID]:
+    """Decide overlap for the candidates of guarded jobs; return the run ids to claim, in
+    candidate (claim) order. Skips and cancellations are written here."""
+    guarded = {r["job_id"] for r in candidates if r["overlap"] != "allow"}
+    locked = {r["id"] for r in _fetch(conn, "jobs_lock", {"ids": sorted(guarded)})}
+    # Candidates of a guarded job another claimer holds stay as they are, for a later claim.
+    deciding = [r for r in candidates if r["job_id"] in locked or r["overlap"] == "allow"]
+    picked = {r["id"] for r in deciding}
+    live: dict[str, list[str]] = {}
+    if locked:
+        for row in _fetch(conn, "runs_live_of_jobs", {"job_ids": sorted(locked)}):
+            if row["id"] not in picked:
+                live.setdefault(str(row["job_id"]), []).append(str(row["id"]))
+    decision = resolve_overlap(
+        [
+            ClaimCandidate(str(r["id"]), str(r["job_id"]), r["overlap"], r["scheduled_for"])
+            for r in deciding
+        ],
+        live,
+    )
+    if decision.skip:
+        _exec(
+            conn,
+            "runs_skip",
+            {
+                "ids": [UUID(i) for i in decision.skip],
+                "now": now,
+                "reason": "skipped: a run of this job was live",
+            },
+        )
+    if decision.cancel:
+        _exec(
+            conn,
+            "runs_cancel",
+            {
+                "ids": [UUID(i) for i in decision.cancel],
+                "now": now,
+                "reason": "cancelled: replaced by a newer run",
+            },
+        )
+    chosen = set(decision.claim)
+    return [r["id"] for r in deciding if str(r["id"]) in chosen]
+
+
+__all__ = ["PostgresStore", "notify_channel"]

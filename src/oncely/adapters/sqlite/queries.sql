@@ -1,0 +1,182 @@
+-- Every statement the SQLite store runs. Parameters are named (:name) and always bound.
+
+-- name: fencing_next
+UPDATE meta SET value = value + :count WHERE key = 'fencing' RETURNING value;
+
+-- name: job_insert
+INSERT INTO jobs (id, owner, name, schedule, action, payload, policy, paused, next_fire_at,
+                  shard, version, created_at, updated_at)
+VALUES (:id, :owner, :name, :schedule, :action, :payload, :policy, :paused, :next_fire_at,
+        :shard, :version, :created_at, :updated_at);
+
+-- name: job_replace
+UPDATE jobs
+SET schedule = :schedule, action = :action, payload = :payload, policy = :policy,
+    paused = :paused, next_fire_at = :next_fire_at, version = version + 1, updated_at = :now
+WHERE id = :id;
+
+-- name: job_by_id
+SELECT * FROM jobs
+WHERE id = :id AND deleted_at IS NULL AND (:owner IS NULL OR owner = :owner);
+
+-- name: job_by_name
+SELECT * FROM jobs WHERE owner = :owner AND name = :name AND deleted_at IS NULL;
+
+-- name: job_list
+SELECT * FROM jobs
+WHERE deleted_at IS NULL AND (:owner IS NULL OR owner = :owner)
+  AND (:after_name IS NULL OR name > :after_name)
+ORDER BY name, id
+LIMIT :limit;
+
+-- name: job_set_paused
+UPDATE jobs
+SET paused = :paused, next_fire_at = :next_fire_at, version = version + 1, updated_at = :now
+WHERE id = :id AND deleted_at IS NULL AND (:owner IS NULL OR owner = :owner);
+
+-- name: job_soft_delete
+UPDATE jobs
+SET deleted_at = :now, next_fire_at = NULL, version = version + 1, updated_at = :now
+WHERE id = :id AND deleted_at IS NULL AND (:owner IS NULL OR owner = :owner);
+
+-- name: runs_cancel_pending_of_job
+-- Fires materialized from a schedule that no longer applies (replaced, paused, deleted).
+UPDATE runs SET state = 'cancelled', finished_at = :now
+WHERE job_id = :job_id AND state = 'pending' AND due_at > :due_after;
+
+-- name: runs_cancel_waiting_of_job
+UPDATE runs SET state = 'cancelled', finished_at = :now
+WHERE job_id = :job_id AND state IN ('pending', 'queued', 'retrying');
+
+-- name: run_insert
+INSERT INTO runs (id, job_id, owner, scheduled_for, due_at, state, queue, priority, overlap,
+                  fires, first_fire, manual, finished_at, created_at)
+VALUES (:id, :job_id, :owner, :scheduled_for, :due_at, :state, :queue, :priority, :overlap,
+        :fires, :first_fire, :manual, :finished_at, :created_at)
+ON CONFLICT (job_id, scheduled_for) DO NOTHING;
+
+-- name: lease_get
+SELECT * FROM leases WHERE name = :name;
+
+-- name: lease_upsert
+INSERT INTO leases (name, holder, token, expires_at) VALUES (:name, :holder, :token, :expires_at)
+ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, token = excluded.token,
+                                 expires_at = excluded.expires_at;
+
+-- name: lease_renew
+UPDATE leases SET expires_at = :expires_at
+WHERE name = :name AND token = :token AND holder = :holder AND expires_at > :now
+RETURNING name, holder, token, expires_at;
+
+-- name: lease_release
+DELETE FROM leases WHERE name = :name AND token = :token;
+
+-- name: lease_list
+SELECT * FROM leases WHERE name LIKE :prefix || '%' ORDER BY name;
+
+-- name: lease_valid
+SELECT 1 FROM leases WHERE name = :name AND token = :token AND expires_at > :now;
+
+-- name: jobs_due
+SELECT * FROM jobs
+WHERE next_fire_at <= :horizon AND paused = 0 AND deleted_at IS NULL
+  AND next_fire_at IS NOT NULL AND shard IN (SELECT value FROM json_each(:shards))
+ORDER BY next_fire_at
+LIMIT :limit;
+
+-- name: job_advance
+UPDATE jobs SET next_fire_at = :next_fire_at
+WHERE id = :id AND version = :version AND next_fire_at = :old_next_fire_at
+  AND paused = 0 AND deleted_at IS NULL;
+
+-- name: claim_candidates
+SELECT id, job_id, overlap, scheduled_for FROM runs
+WHERE queue = :queue AND state IN ('pending', 'queued', 'retrying') AND due_at <= :now
+ORDER BY priority DESC, due_at
+LIMIT :limit;
+
+-- name: live_runs_of_job
+SELECT id FROM runs WHERE job_id = :job_id AND state IN ('running', 'retrying');
+
+-- name: run_start
+UPDATE runs
+SET state = 'running', attempt = attempt + 1, token = :token, worker_id = :worker_id,
+    lease_expires_at = :lease_expires_at, started_at = :now, error = NULL
+WHERE id = :id;
+
+-- name: run_skip
+UPDATE runs SET state = 'skipped', finished_at = :now, error = :reason WHERE id = :id;
+
+-- name: run_cancel_running
+-- The attempt of a running run that a user (or overlap=replace) cancels is recorded here,
+-- since its worker's own write will be refused.
+INSERT INTO attempts (run_id, number, token, worker_id, started_at, finished_at, outcome, error)
+SELECT id, attempt, token, worker_id, started_at, :now, 'cancelled', :reason
+FROM runs WHERE id = :id AND state = 'running';
+
+-- name: run_set_cancelled
+UPDATE runs SET state = 'cancelled', finished_at = :now, lease_expires_at = NULL, error = :reason
+WHERE id = :id AND state IN ('pending', 'queued', 'retrying', 'running');
+
+-- name: claimed_details
+SELECT r.id, r.job_id, r.owner, r.queue, r.scheduled_for, r.attempt, r.failures, r.token,
+       r.started_at, r.lease_expires_at, j.name AS job_name, j.action, j.payload, j.policy
+FROM runs r JOIN jobs j ON j.id = r.job_id
+WHERE r.id = :id;
+
+-- name: run_heartbeat
+UPDATE runs SET lease_expires_at = :lease_expires_at
+WHERE id = :id AND token = :token AND worker_id = :worker_id AND state = 'running'
+RETURNING id;
+
+-- name: run_finish
+UPDATE runs
+SET state = :state, failures = :failures, due_at = COALESCE(:due_at, due_at),
+    finished_at = :finished_at, lease_expires_at = NULL, error = :error, output = :output
+WHERE id = :id AND token = :token AND state = 'running'
+  AND (:expired_before IS NULL OR lease_expires_at <= :expired_before)
+RETURNING id;
+
+-- name: attempt_insert
+INSERT INTO attempts (run_id, number, token, worker_id, started_at, finished_at, outcome,
+                      error, output)
+VALUES (:run_id, :number, :token, :worker_id, :started_at, :finished_at, :outcome,
+        :error, :output);
+
+-- name: runs_expired
+SELECT r.id, r.token, r.attempt, r.failures, r.worker_id, r.started_at, j.policy
+FROM runs r JOIN jobs j ON j.id = r.job_id
+WHERE r.state = 'running' AND r.lease_expires_at <= :now
+ORDER BY r.lease_expires_at
+LIMIT :limit;
+
+-- name: runs_next_due
+SELECT min(due_at) AS due FROM runs
+WHERE queue = :queue AND state IN ('pending', 'queued', 'retrying');
+
+-- name: run_by_id
+SELECT r.*, j.name AS job_name FROM runs r JOIN jobs j ON j.id = r.job_id
+WHERE r.id = :id AND (:owner IS NULL OR r.owner = :owner);
+
+-- name: run_list
+SELECT r.*, j.name AS job_name FROM runs r JOIN jobs j ON j.id = r.job_id
+WHERE (:owner IS NULL OR r.owner = :owner)
+  AND (:job_id IS NULL OR r.job_id = :job_id)
+  AND (:states IS NULL OR r.state IN (SELECT value FROM json_each(:states)))
+  AND (:before_at IS NULL OR r.scheduled_for < :before_at
+       OR (r.scheduled_for = :before_at AND r.id < :before_id))
+ORDER BY r.scheduled_for DESC, r.id DESC
+LIMIT :limit;
+
+-- name: attempt_list
+SELECT a.* FROM attempts a JOIN runs r ON r.id = a.run_id
+WHERE a.run_id = :run_id AND (:owner IS NULL OR r.owner = :owner)
+ORDER BY a.number;
+
+-- name: run_requeue
+UPDATE runs
+SET state = 'queued', failures = 0, due_at = :now, finished_at = NULL, lease_expires_at = NULL
+WHERE id = :id AND state = 'dead';
+
+-- name: run_counts
+SELECT state, count(*) AS n FROM runs WHERE (:owner IS NULL OR owner = :owner) GROUP BY state;

@@ -1,0 +1,682 @@
+"""The SQLite store.
+
+Design notes:
+
+- One connection per thread (sqlite3 connections must not be shared across threads without
+  care); WAL mode so readers never block the writer; ``synchronous=NORMAL`` is durable
+  across process crashes in WAL mode (only a power loss can lose the last commits).
+- Every write transaction starts with ``BEGIN IMMEDIATE``: it takes the database's write
+  lock up front, so a transaction never fails half-way on a lock upgrade, and writers from
+  other processes (``oncely jobs add`` while ``oncely up`` runs) queue on ``busy_timeout``.
+  Within one process a lock serializes writers too, so they wait on a mutex rather than spin.
+- Fencing tokens come from the ``meta`` row ``fencing``, bumped in the same transaction that
+  grants the lease: as long as the database file lives they only grow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from oncely.adapters.codec import (
+    attempt_from_row,
+    claimed_from_row,
+    from_micros,
+    job_columns,
+    job_from_row,
+    policy_from_row,
+    run_from_row,
+    to_micros,
+)
+from oncely.adapters.sqlfile import load_migrations, load_queries
+from oncely.domain.errors import Conflict, NotFound
+from oncely.domain.firing import FirePlan
+from oncely.domain.ids import new_id
+from oncely.domain.jobs import Job
+from oncely.domain.overlap import ClaimCandidate, resolve_overlap
+from oncely.domain.runs import Attempt, Run, RunState
+from oncely.ports.store import (
+    AttemptResult,
+    ClaimedRun,
+    ClaimParams,
+    CommitResult,
+    ExpiredRun,
+    Lease,
+)
+
+T = TypeVar("T")
+Q = load_queries("oncely.adapters.sqlite", "queries.sql")
+
+
+def _us(value: datetime | None) -> int | None:
+    return None if value is None else to_micros(value)
+
+
+class SqliteStore:
+    dialect = "sqlite"
+    supports_listen = False
+
+    def __init__(self, path: str, *, busy_timeout: float = 30.0) -> None:
+        self.path = path
+        self._busy_timeout = busy_timeout
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        self._closed = False
+
+    # -- connections ----------------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            if self._closed:
+                raise RuntimeError("store is closed")
+            if self.path != ":memory:":
+                parent = os.path.dirname(os.path.abspath(self.path))
+                os.makedirs(parent, exist_ok=True)
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self._busy_timeout,
+                isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+                check_same_thread=False,
+            )
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
+            self._local.conn = conn
+            with self._all_lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _read(self, query: str, params: dict[str, Any]) -> list[sqlite3.Row]:
+        return self._conn().execute(Q[query], params).fetchall()
+
+    def close(self) -> None:
+        self._closed = True
+        with self._all_lock:
+            for conn in self._all:
+                with contextlib.suppress(sqlite3.ProgrammingError):
+                    conn.close()
+            self._all.clear()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def migrate(self) -> int:
+        conn = self._conn()
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations "
+                    "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
+                )
+                applied = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+                version = max(applied, default=0)
+                for number, name, sql in load_migrations("oncely.adapters.sqlite"):
+                    if number in applied:
+                        continue
+                    # executescript would COMMIT our transaction; run statement by statement.
+                    for statement in _split_sql(sql):
+                        conn.execute(statement)
+                    conn.execute(
+                        "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                        (number, name, to_micros(datetime.now(UTC))),
+                    )
+                    version = number
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        return version
+
+    def schema_version(self) -> int:
+        conn = self._conn()
+        exists = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='schema_migrations'"
+        ).fetchone()
+        if not exists:
+            return 0
+        row = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
+        return int(row[0] or 0)
+
+    def db_now(self) -> datetime:
+        return datetime.now(UTC)
+
+    # -- jobs -----------------------------------------------------------------------------
+
+    def job_create(self, job: Job, *, replace: bool = False, now: datetime) -> Job:
+        cols = job_columns(job)
+        with self._write() as conn:
+            existing = conn.execute(
+                Q["job_by_name"], {"owner": job.owner, "name": job.name}
+            ).fetchone()
+            if existing is not None:
+                if not replace:
+                    raise Conflict(f"a job named {job.name!r} already exists")
+                conn.execute(
+                    Q["job_replace"],
+                    {
+                        **cols,
+                        "id": existing["id"],
+                        "paused": int(job.paused),
+                        "next_fire_at": _us(job.next_fire_at),
+                        "now": to_micros(now),
+                    },
+                )
+                conn.execute(
+                    Q["runs_cancel_pending_of_job"],
+                    {"job_id": existing["id"], "now": to_micros(now), "due_after": 0},
+                )
+                job_id = existing["id"]
+            else:
+                conn.execute(
+                    Q["job_insert"],
+                    {
+                        **cols,
+                        "id": job.id,
+                        "owner": job.owner,
+                        "name": job.name,
+                        "paused": int(job.paused),
+                        "next_fire_at": _us(job.next_fire_at),
+                        "shard": job.shard,
+                        "version": job.version,
+                        "created_at": to_micros(job.created_at),
+                        "updated_at": to_micros(job.updated_at),
+                    },
+                )
+                job_id = job.id
+            row = conn.execute(Q["job_by_id"], {"id": job_id, "owner": None}).fetchone()
+        return job_from_row(row, from_micros)
+
+    def job_get(self, owner: str | None, job_id: str) -> Job | None:
+        rows = self._read("job_by_id", {"id": job_id, "owner": owner})
+        return job_from_row(rows[0], from_micros) if rows else None
+
+    def job_get_by_name(self, owner: str, name: str) -> Job | None:
+        rows = self._read("job_by_name", {"owner": owner, "name": name})
+        return job_from_row(rows[0], from_micros) if rows else None
+
+    def job_list(
+        self, owner: str | None, *, limit: int = 100, after_name: str | None = None
+    ) -> list[Job]:
+        rows = self._read("job_list", {"owner": owner, "after_name": after_name, "limit": limit})
+        return [job_from_row(r, from_micros) for r in rows]
+
+    def job_set_paused(
+        self,
+        owner: str | None,
+        job_id: str,
+        *,
+        paused: bool,
+        next_fire_at: datetime | None,
+        now: datetime,
+    ) -> Job | None:
+        with self._write() as conn:
+            cur = conn.execute(
+                Q["job_set_paused"],
+                {
+                    "id": job_id,
+                    "owner": owner,
+                    "paused": int(paused),
+                    "next_fire_at": _us(next_fire_at),
+                    "now": to_micros(now),
+                },
+            )
+            if cur.rowcount == 0:
+                return None
+            if paused:
+                conn.execute(
+                    Q["runs_cancel_pending_of_job"],
+                    {"job_id": job_id, "now": to_micros(now), "due_after": to_micros(now)},
+                )
+            row = conn.execute(Q["job_by_id"], {"id": job_id, "owner": None}).fetchone()
+        return job_from_row(row, from_micros)
+
+    def job_delete(self, owner: str | None, job_id: str, *, now: datetime) -> bool:
+        with self._write() as conn:
+            cur = conn.execute(
+                Q["job_soft_delete"], {"id": job_id, "owner": owner, "now": to_micros(now)}
+            )
+            if cur.rowcount == 0:
+                return False
+            conn.execute(Q["runs_cancel_waiting_of_job"], {"job_id": job_id, "now": to_micros(now)})
+        return True
+
+    def job_trigger(self, owner: str | None, job_id: str, *, run_id: str, now: datetime) -> Run:
+        with self._write() as conn:
+            row = conn.execute(Q["job_by_id"], {"id": job_id, "owner": owner}).fetchone()
+            if row is None:
+                raise NotFound(f"no job {job_id}")
+            job = job_from_row(row, from_micros)
+            cur = conn.execute(
+                Q["run_insert"],
+                {
+                    "id": run_id,
+                    "job_id": job.id,
+                    "owner": job.owner,
+                    "scheduled_for": to_micros(now),
+                    "due_at": to_micros(now),
+                    "state": RunState.QUEUED.value,
+                    "queue": job.policy.queue,
+                    "priority": job.policy.priority,
+                    "overlap": job.policy.overlap,
+                    "fires": 1,
+                    "first_fire": None,
+                    "manual": 1,
+                    "finished_at": None,
+                    "created_at": to_micros(now),
+                },
+            )
+            if cur.rowcount == 0:
+                raise Conflict("a run of this job is already scheduled for this instant; retry")
+            run_row = conn.execute(Q["run_by_id"], {"id": run_id, "owner": None}).fetchone()
+        return run_from_row(run_row, from_micros)
+
+    # -- leases and scheduling ------------------------------------------------------------
+
+    def _next_tokens(self, conn: sqlite3.Connection, count: int) -> int:
+        """Reserve ``count`` fencing tokens; return the first."""
+        last = conn.execute(Q["fencing_next"], {"count": count}).fetchone()[0]
+        return int(last) - count + 1
+
+    def lease_acquire(
+        self, names: Sequence[str], holder: str, *, now: datetime, ttl: timedelta
+    ) -> list[Lease]:
+        held: list[Lease] = []
+        expires = now + ttl
+        with self._write() as conn:
+            for name in names:
+                row = conn.execute(Q["lease_get"], {"name": name}).fetchone()
+                if (
+                    row is not None
+                    and row["holder"] == holder
+                    and row["expires_at"] > to_micros(now)
+                ):
+                    token = int(row["token"])
+                elif row is None or row["expires_at"] <= to_micros(now):
+                    token = self._next_tokens(conn, 1)
+                else:
+                    continue
+                conn.execute(
+                    Q["lease_upsert"],
+                    {
+                        "name": name,
+                        "holder": holder,
+                        "token": token,
+                        "expires_at": to_micros(expires),
+                    },
+                )
+                held.append(Lease(name, holder, token, expires))
+        return held
+
+    def lease_renew(self, leases: Sequence[Lease], *, now: datetime, ttl: timedelta) -> list[Lease]:
+        renewed: list[Lease] = []
+        expires = now + ttl
+        with self._write() as conn:
+            for lease in leases:
+                row = conn.execute(
+                    Q["lease_renew"],
+                    {
+                        "name": lease.name,
+                        "token": lease.token,
+                        "holder": lease.holder,
+                        "now": to_micros(now),
+                        "expires_at": to_micros(expires),
+                    },
+                ).fetchone()
+                if row is not None:
+                    renewed.append(Lease(lease.name, lease.holder, lease.token, expires))
+        return renewed
+
+    def lease_release(self, leases: Sequence[Lease]) -> None:
+        with self._write() as conn:
+            for lease in leases:
+                conn.execute(Q["lease_release"], {"name": lease.name, "token": lease.token})
+
+    def lease_list(self, prefix: str) -> list[Lease]:
+        return [
+            Lease(r["name"], r["holder"], r["token"], from_micros(r["expires_at"]))
+            for r in self._read("lease_list", {"prefix": prefix})
+        ]
+
+    def jobs_due(self, shards: Sequence[int], horizon: datetime, limit: int) -> list[Job]:
+        rows = self._read(
+            "jobs_due",
+            {"horizon": to_micros(horizon), "limit": limit, "shards": json.dumps(list(shards))},
+        )
+        return [job_from_row(r, from_micros) for r in rows]
+
+    def fires_commit(
+        self, leases: Sequence[Lease], plans: Sequence[tuple[int, FirePlan]], *, now: datetime
+    ) -> CommitResult:
+        by_shard = {_shard_of_lease(lease): lease for lease in leases}
+        created = advanced = 0
+        lost: set[int] = set()
+        with self._write() as conn:
+            valid: set[int] = set()
+            for shard in {s for s, _ in plans}:
+                lease = by_shard.get(shard)
+                ok = (
+                    lease is not None
+                    and conn.execute(
+                        Q["lease_valid"],
+                        {"name": lease.name, "token": lease.token, "now": to_micros(now)},
+                    ).fetchone()
+                )
+                (valid if ok else lost).add(shard)
+            for shard, plan in plans:
+                if shard not in valid:
+                    continue
+                cur = conn.execute(
+                    Q["job_advance"],
+                    {
+                        "id": plan.job_id,
+                        "version": plan.job_version,
+                        "old_next_fire_at": to_micros(plan.old_next_fire_at),
+                        "next_fire_at": _us(plan.next_fire_at),
+                    },
+                )
+                if cur.rowcount == 0:
+                    continue  # the job changed since it was read; it is planned again
+                advanced += 1
+                if not plan.runs:
+                    continue
+                job = conn.execute(Q["job_by_id"], {"id": plan.job_id, "owner": None}).fetchone()
+                policy = policy_from_row(job["policy"])
+                created += _insert_runs(
+                    conn, job, policy.queue, policy.priority, policy.overlap, plan, now
+                )
+        return CommitResult(created, advanced, frozenset(lost))
+
+    # -- runs: the worker side ------------------------------------------------------------
+
+    def run_claim(self, params: ClaimParams) -> list[ClaimedRun]:
+        now = to_micros(params.now)
+        expires = to_micros(params.now + params.lease_ttl)
+        with self._write() as conn:
+            rows = conn.execute(
+                Q["claim_candidates"], {"queue": params.queue, "now": now, "limit": params.limit}
+            ).fetchall()
+            if not rows:
+                return []
+            candidates = [
+                ClaimCandidate(r["id"], r["job_id"], r["overlap"], from_micros(r["scheduled_for"]))
+                for r in rows
+            ]
+            live: dict[str, list[str]] = {}
+            picked = {c.run_id for c in candidates}
+            for job_id in {c.job_id for c in candidates if c.overlap != "allow"}:
+                live[job_id] = [
+                    r["id"]
+                    for r in conn.execute(Q["live_runs_of_job"], {"job_id": job_id})
+                    if r["id"] not in picked
+                ]
+            decision = resolve_overlap(candidates, live)
+            for run_id in decision.skip:
+                conn.execute(
+                    Q["run_skip"],
+                    {"id": run_id, "now": now, "reason": "skipped: a run of this job was live"},
+                )
+            for run_id in decision.cancel:
+                reason = "cancelled: replaced by a newer run"
+                conn.execute(Q["run_cancel_running"], {"id": run_id, "now": now, "reason": reason})
+                conn.execute(Q["run_set_cancelled"], {"id": run_id, "now": now, "reason": reason})
+            if not decision.claim:
+                return []
+            first = self._next_tokens(conn, len(decision.claim))
+            conn.executemany(
+                Q["run_start"],
+                [
+                    {
+                        "id": run_id,
+                        "token": first + i,
+                        "worker_id": params.worker_id,
+                        "lease_expires_at": expires,
+                        "now": now,
+                    }
+                    for i, run_id in enumerate(decision.claim)
+                ],
+            )
+            details = [
+                conn.execute(Q["claimed_details"], {"id": run_id}).fetchone()
+                for run_id in decision.claim
+            ]
+        return [claimed_from_row(r, from_micros) for r in details]
+
+    def run_heartbeat(
+        self, worker_id: str, held: Sequence[tuple[str, int]], *, now: datetime, ttl: timedelta
+    ) -> set[str]:
+        if not held:
+            return set()
+        expires = to_micros(now + ttl)
+        kept: set[str] = set()
+        with self._write() as conn:
+            for run_id, token in held:
+                row = conn.execute(
+                    Q["run_heartbeat"],
+                    {
+                        "id": run_id,
+                        "token": token,
+                        "worker_id": worker_id,
+                        "lease_expires_at": expires,
+                    },
+                ).fetchone()
+                if row is not None:
+                    kept.add(row[0])
+        return kept
+
+    def run_complete(self, results: Sequence[AttemptResult]) -> list[bool]:
+        if not results:
+            return []
+        with self._write() as conn:
+            return [_finish(conn, result) for result in results]
+
+    def run_complete_with(
+        self, result: Callable[[T], AttemptResult], effect: Callable[[Any], T]
+    ) -> tuple[bool, T | None]:
+        conn = self._conn()
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                value = effect(conn)
+                accepted = _finish(conn, result(value))
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            if not accepted:
+                conn.execute("ROLLBACK")
+                return False, None
+            conn.execute("COMMIT")
+        return True, value
+
+    def runs_expired(self, *, now: datetime, limit: int) -> list[ExpiredRun]:
+        return [
+            ExpiredRun(
+                run_id=r["id"],
+                token=r["token"],
+                attempt=r["attempt"],
+                failures=r["failures"],
+                worker_id=r["worker_id"],
+                started_at=from_micros(r["started_at"]),
+                policy=policy_from_row(r["policy"]),
+            )
+            for r in self._read("runs_expired", {"now": to_micros(now), "limit": limit})
+        ]
+
+    def runs_next_due(self, queues: Sequence[str]) -> datetime | None:
+        earliest: int | None = None
+        for queue in queues:
+            row = self._read("runs_next_due", {"queue": queue})[0]
+            if row["due"] is not None and (earliest is None or row["due"] < earliest):
+                earliest = row["due"]
+        return None if earliest is None else from_micros(earliest)
+
+    def listen(self, on_due: Callable[[], None], stop: threading.Event) -> None:
+        raise NotImplementedError("SQLite has no LISTEN; workers wake on the next due time")
+
+    # -- runs: the reading and admin side -------------------------------------------------
+
+    def run_get(self, owner: str | None, run_id: str) -> Run | None:
+        rows = self._read("run_by_id", {"id": run_id, "owner": owner})
+        return run_from_row(rows[0], from_micros) if rows else None
+
+    def run_list(
+        self,
+        owner: str | None,
+        *,
+        job_id: str | None = None,
+        states: Sequence[RunState] | None = None,
+        limit: int = 100,
+        before: tuple[datetime, str] | None = None,
+    ) -> list[Run]:
+        rows = self._read(
+            "run_list",
+            {
+                "owner": owner,
+                "job_id": job_id,
+                "states": None if states is None else json.dumps([str(s) for s in states]),
+                "before_at": None if before is None else to_micros(before[0]),
+                "before_id": None if before is None else before[1],
+                "limit": limit,
+            },
+        )
+        return [run_from_row(r, from_micros) for r in rows]
+
+    def attempt_list(self, owner: str | None, run_id: str) -> list[Attempt]:
+        rows = self._read("attempt_list", {"run_id": run_id, "owner": owner})
+        return [attempt_from_row(r, from_micros) for r in rows]
+
+    def run_cancel(self, owner: str | None, run_id: str, *, now: datetime) -> Run | None:
+        with self._write() as conn:
+            row = conn.execute(Q["run_by_id"], {"id": run_id, "owner": owner}).fetchone()
+            if row is None:
+                return None
+            if RunState(row["state"]) not in (
+                RunState.PENDING,
+                RunState.QUEUED,
+                RunState.RETRYING,
+                RunState.RUNNING,
+            ):
+                raise Conflict(f"run {run_id} has already ended ({row['state']})")
+            reason = "cancelled by a user"
+            params = {"id": run_id, "now": to_micros(now), "reason": reason}
+            conn.execute(Q["run_cancel_running"], params)
+            conn.execute(Q["run_set_cancelled"], params)
+            row = conn.execute(Q["run_by_id"], {"id": run_id, "owner": None}).fetchone()
+        return run_from_row(row, from_micros)
+
+    def run_requeue(self, owner: str | None, run_id: str, *, now: datetime) -> Run | None:
+        with self._write() as conn:
+            row = conn.execute(Q["run_by_id"], {"id": run_id, "owner": owner}).fetchone()
+            if row is None:
+                return None
+            cur = conn.execute(Q["run_requeue"], {"id": run_id, "now": to_micros(now)})
+            if cur.rowcount == 0:
+                raise Conflict(f"only dead runs can be requeued; run {run_id} is {row['state']}")
+            row = conn.execute(Q["run_by_id"], {"id": run_id, "owner": None}).fetchone()
+        return run_from_row(row, from_micros)
+
+    def run_counts(self, owner: str | None) -> dict[str, int]:
+        return {r["state"]: r["n"] for r in self._read("run_counts", {"owner": owner})}
+
+
+def _shard_of_lease(lease: Lease) -> int:
+    return int(lease.name.rsplit(":", 1)[1])
+
+
+def _insert_runs(
+    conn: sqlite3.Connection,
+    job: sqlite3.Row,
+    queue: str,
+    priority: int,
+    overlap: str,
+    plan: FirePlan,
+    now: datetime,
+) -> int:
+    created = 0
+    for planned in plan.runs:
+        ended = planned.state is RunState.MISSED
+        cur = conn.execute(
+            Q["run_insert"],
+            {
+                "id": new_id(to_micros(now) // 1000),
+                "job_id": plan.job_id,
+                "owner": job["owner"],
+                "scheduled_for": to_micros(planned.scheduled_for),
+                "due_at": to_micros(planned.due_at),
+                "state": planned.state.value,
+                "queue": queue,
+                "priority": priority,
+                "overlap": overlap,
+                "fires": planned.fires,
+                "first_fire": _us(planned.first_fire),
+                "manual": 0,
+                "finished_at": to_micros(now) if ended else None,
+                "created_at": to_micros(now),
+            },
+        )
+        created += cur.rowcount
+    return created
+
+
+def _finish(conn: sqlite3.Connection, result: AttemptResult) -> bool:
+    decision = result.decision
+    row = conn.execute(
+        Q["run_finish"],
+        {
+            "id": result.run_id,
+            "token": result.token,
+            "state": decision.state.value,
+            "failures": decision.failures,
+            "due_at": _us(decision.due_at),
+            "finished_at": None if decision.due_at is not None else to_micros(result.finished_at),
+            "error": result.error,
+            "output": result.output,
+            "expired_before": _us(result.expired_before),
+        },
+    ).fetchone()
+    if row is None:
+        return False
+    conn.execute(
+        Q["attempt_insert"],
+        {
+            "run_id": result.run_id,
+            "number": result.attempt,
+            "token": result.token,
+            "worker_id": result.worker_id,
+            "started_at": to_micros(result.started_at),
+            "finished_at": to_micros(result.finished_at),
+            "outcome": result.outcome.value,
+            "error": result.error,
+            "output": result.output,
+        },
+    )
+    return True
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration into statements (ours contain no semicolons inside literals)."""
+    lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

@@ -1,0 +1,1 @@
+"""The HTTP surface: health and readiness; the REST API and the dashboard join here."""

@@ -1,0 +1,96 @@
+"""The HTTP server of an oncely process (uvicorn in the process's own event loop)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+if TYPE_CHECKING:
+    from oncely.runtime.app import App
+
+STALE_LOOP = timedelta(seconds=30)
+
+
+def create_http_app(app: App) -> FastAPI:
+    api = FastAPI(title="oncely", version="0.1.0")
+
+    @api.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """The process is up and serving (liveness)."""
+        return {"status": "ok"}
+
+    @api.get("/readyz")
+    async def readyz() -> JSONResponse:
+        """The store answers with the current schema and the loops are turning (readiness)."""
+        problems: list[str] = []
+        body: dict[str, Any] = {}
+        try:
+            version = await asyncio.to_thread(app.store.schema_version)
+            body["schema_version"] = version
+            body.update(app.status())
+        except Exception as exc:
+            problems.append(f"store unreachable: {type(exc).__name__}: {exc}")
+        now = app.clock.now() if not problems else None
+        if now is not None:
+            if app.scheduler is not None:
+                last = app.scheduler.stats.last_tick_at
+                if last is None or now - last > STALE_LOOP:
+                    problems.append("scheduler loop is not turning")
+            if app.worker is not None:
+                last = app.worker.last_loop_at
+                if last is None or now - last > STALE_LOOP:
+                    problems.append("worker loop is not turning")
+        body["status"] = "ready" if not problems else "not ready"
+        if problems:
+            body["problems"] = problems
+        return JSONResponse(body, status_code=200 if not problems else 503)
+
+    return api
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the App owns SIGTERM/SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class RunningServer:
+    def __init__(self, server: _EmbeddedServer, task: asyncio.Task[None]) -> None:
+        self._server = server
+        self._task = task
+
+    @property
+    def port(self) -> int:
+        servers = getattr(self._server, "servers", [])
+        for srv in servers:
+            for sock in srv.sockets:
+                return int(sock.getsockname()[1])
+        return int(self._server.config.port)
+
+    async def stop(self) -> None:
+        self._server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._task, 10)
+
+
+async def start_http(app: App, host: str, port: int) -> RunningServer:
+    config = uvicorn.Config(
+        create_http_app(app), host=host, port=port, log_level="warning", lifespan="off"
+    )
+    server = _EmbeddedServer(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()  # raises the bind error, if any
+            raise RuntimeError("HTTP server stopped before it started")
+        await asyncio.sleep(0.01)
+    return RunningServer(server, task)

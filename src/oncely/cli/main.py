@@ -1,0 +1,596 @@
+"""The ``oncely`` command.
+
+Exit codes: 0 ok, 1 unexpected error, 2 invalid input, 3 not found, 4 conflict.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import shlex
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import click
+
+from oncely.config import Settings, load_settings, parse_queues
+from oncely.domain.errors import Conflict, InvalidInput, NotFound, OncelyError
+from oncely.domain.jobs import Job
+from oncely.domain.runs import Run
+from oncely.domain.schedule import describe
+from oncely.runtime.app import App
+
+EXIT_INVALID, EXIT_NOT_FOUND, EXIT_CONFLICT = 2, 3, 4
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    try:
+        yield
+    except InvalidInput as exc:
+        where = f" ({exc.field})" if exc.field else ""
+        click.echo(f"error{where}: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
+    except NotFound as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_NOT_FOUND)
+    except Conflict as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_CONFLICT)
+    except OncelyError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+def _settings(ctx: click.Context, **overrides: Any) -> Settings:
+    obj = ctx.obj or {}
+    with _errors():
+        return load_settings(obj.get("config"), store=obj.get("store"), **overrides)
+
+
+def _load_app(spec: str | None, settings: Settings) -> App:
+    """Import the user's ``module:attribute`` App (to get its tasks), or make a fresh one."""
+    if not spec:
+        return App(settings=settings)
+    module_name, _, attr = spec.partition(":")
+    sys.path.insert(0, ".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        click.echo(f"error: cannot import {module_name!r}: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
+    app = getattr(module, attr or "app", None)
+    if not isinstance(app, App):
+        click.echo(f"error: {spec!r} is not an oncely.App", err=True)
+        sys.exit(EXIT_INVALID)
+    app.configure(settings)
+    return app
+
+
+def _app(ctx: click.Context) -> App:
+    obj = ctx.obj or {}
+    return App(settings=_settings(ctx), owner=obj.get("owner") or "default")
+
+
+@click.group()
+@click.option("--store", envvar="ONCELY_STORE", help="sqlite:///oncely.db or postgresql://...")
+@click.option(
+    "--config",
+    "config_file",
+    envvar="ONCELY_CONFIG",
+    type=click.Path(dir_okay=False),
+    help="A TOML settings file.",
+)
+@click.option("--owner", default="default", show_default=True, help="Whose jobs to act on.")
+@click.option("--log-level", default=None, help="DEBUG, INFO, WARNING...")
+@click.version_option("0.1.0", prog_name="oncely")
+@click.pass_context
+def main(
+    ctx: click.Context,
+    store: str | None,
+    config_file: str | None,
+    owner: str,
+    log_level: str | None,
+) -> None:
+    """oncely: a distributed cron and job scheduler where every fire runs once."""
+    ctx.obj = {"store": store, "config": config_file, "owner": owner}
+    logging.basicConfig(
+        level=(log_level or "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _serve(
+    ctx: click.Context,
+    *,
+    app_spec: str | None,
+    scheduler: bool,
+    worker: bool,
+    serve_http: bool,
+    **overrides: Any,
+) -> None:
+    settings = _settings(ctx, **overrides)
+    app = _load_app(app_spec, settings)
+    with _errors():
+        if serve_http:
+            click.echo(
+                f"oncely on {settings.store} — http://{settings.host}:{settings.port}/healthz",
+                err=True,
+            )
+        app.run(scheduler=scheduler, worker=worker, serve_http=serve_http)
+    app.close()
+
+
+def _queues(queues: str | None, concurrency: int | None) -> dict[str, int] | None:
+    if queues is None and concurrency is None:
+        return None
+    with _errors():
+        return parse_queues(queues or "default", concurrency or 10)
+
+
+@main.command()
+@click.option("--app", "app_spec", help="module:attribute of your oncely.App (for @app.task).")
+@click.option("--host", default=None, help="Address to serve HTTP on (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="HTTP port (default 8080).")
+@click.option("--queues", default=None, help="e.g. default,heavy=2 (name=concurrency).")
+@click.option("--concurrency", type=int, default=None, help="Default per-queue concurrency.")
+@click.pass_context
+def up(
+    ctx: click.Context,
+    app_spec: str | None,
+    host: str | None,
+    port: int | None,
+    queues: str | None,
+    concurrency: int | None,
+) -> None:
+    """Run scheduler, worker and HTTP in one process (SQLite ./oncely.db by default)."""
+    _serve(
+        ctx,
+        app_spec=app_spec,
+        scheduler=True,
+        worker=True,
+        serve_http=True,
+        host=host,
+        port=port,
+        queues=_queues(queues, concurrency),
+    )
+
+
+@main.command()
+@click.option("--host", default=None)
+@click.option("--port", type=int, default=None, help="Serve /healthz and /readyz on this port.")
+@click.pass_context
+def scheduler(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Run a scheduler: materialize fires and reap lost attempts."""
+    _serve(
+        ctx,
+        app_spec=None,
+        scheduler=True,
+        worker=False,
+        serve_http=port is not None,
+        host=host,
+        port=port,
+    )
+
+
+@main.command()
+@click.option("--app", "app_spec", help="module:attribute of your oncely.App (for @app.task).")
+@click.option(
+    "--queues",
+    default="default",
+    show_default=True,
+    help="Queues to serve, e.g. default,heavy=2 (name=concurrency).",
+)
+@click.option(
+    "--concurrency",
+    type=int,
+    default=10,
+    show_default=True,
+    help="Concurrency of queues given without =N.",
+)
+@click.option("--host", default=None)
+@click.option("--port", type=int, default=None, help="Serve /healthz and /readyz on this port.")
+@click.pass_context
+def worker(
+    ctx: click.Context,
+    app_spec: str | None,
+    queues: str,
+    concurrency: int,
+    host: str | None,
+    port: int | None,
+) -> None:
+    """Run a worker: claim and execute due runs."""
+    _serve(
+        ctx,
+        app_spec=app_spec,
+        scheduler=False,
+        worker=True,
+        serve_http=port is not None,
+        host=host,
+        port=port,
+        queues=_queues(queues, concurrency),
+    )
+
+
+# -- db ---------------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("migrate")
+@click.pass_context
+def db_migrate(ctx: click.Context) -> None:
+    """Create or upgrade the schema."""
+    from oncely.adapters.factory import open_store
+
+    settings = _settings(ctx)
+    with _errors():
+        store = open_store(settings.store)
+        version = store.migrate()
+        store.close()
+    click.echo(f"schema at version {version}")
+
+
+# -- jobs -------------------------------------------------------------------------------
+
+
+@main.group()
+def jobs() -> None:
+    """Create and manage jobs."""
+
+
+def _dt(value: datetime | None) -> str:
+    return "-" if value is None else value.isoformat(timespec="seconds")
+
+
+def _job_dict(job: Job) -> dict[str, Any]:
+    from oncely.domain.actions import action_to_dict
+    from oncely.domain.policy import policy_to_dict
+    from oncely.domain.schedule import schedule_to_dict
+
+    return {
+        "id": job.id,
+        "owner": job.owner,
+        "name": job.name,
+        "schedule": schedule_to_dict(job.schedule),
+        "action": action_to_dict(job.action),
+        "payload": job.payload,
+        "policy": policy_to_dict(job.policy),
+        "paused": job.paused,
+        "next_fire_at": job.next_fire_at.isoformat() if job.next_fire_at else None,
+        "version": job.version,
+        "created_at": job.created_at.isoformat(),
+        "updated_at": job.updated_at.isoformat(),
+    }
+
+
+def _run_dict(run: Run, now: datetime) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "job_id": run.job_id,
+        "job": run.job_name,
+        "state": run.state_at(now).value,
+        "scheduled_for": run.scheduled_for.isoformat(),
+        "due_at": run.due_at.isoformat(),
+        "attempt": run.attempt,
+        "failures": run.failures,
+        "fires": run.fires,
+        "first_fire": run.first_fire.isoformat() if run.first_fire else None,
+        "manual": run.manual,
+        "queue": run.queue,
+        "worker": run.worker_id,
+        "token": run.token,
+        "started_at": run.started_at.isoformat() if run.started_at else None,
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "error": run.error,
+        "output": run.output,
+    }
+
+
+def _print(data: Any, as_json: bool, table: Callable[[], None]) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+    else:
+        table()
+
+
+@jobs.command("add")
+@click.argument("name")
+@click.option("--cron", help='Cron expression, 5 fields or 6 with seconds first: "*/5 * * * *".')
+@click.option("--at", help="One instant, ISO 8601 with offset: 2030-01-01T09:00:00+01:00.")
+@click.option("--every", help="Interval: 90s, 5m, 1h30m.")
+@click.option("--task", help="A Python task registered with @app.task.")
+@click.option("--http", "http_url", help="URL to call.")
+@click.option("--method", default="POST", show_default=True)
+@click.option("--header", "headers", multiple=True, help="Name: value (repeatable).")
+@click.option("--body", default=None, help="HTTP body (default: the payload as JSON).")
+@click.option("--shell", "shell_cmd", help="A command, split into argv (never run by a shell).")
+@click.option("--sql", "sql_statement", help="A SQL statement.")
+@click.option("--sql-connection", help="The server-configured SQL connection name.")
+@click.option("--payload", help="JSON payload handed to the action.")
+@click.option("--retries", type=int, default=3, show_default=True)
+@click.option("--base-delay", type=float, default=1.0, show_default=True)
+@click.option("--max-delay", type=float, default=300.0, show_default=True)
+@click.option("--timeout", type=float, default=None)
+@click.option(
+    "--overlap",
+    type=click.Choice(["allow", "forbid", "replace"]),
+    default="allow",
+    show_default=True,
+)
+@click.option(
+    "--misfire",
+    type=click.Choice(["run_once", "run_all", "skip"]),
+    default="run_once",
+    show_default=True,
+)
+@click.option("--misfire-grace", type=float, default=60.0, show_default=True)
+@click.option("--queue", default="default", show_default=True)
+@click.option("--priority", type=int, default=0, show_default=True)
+@click.option("--timezone", "tz", default="UTC", show_default=True)
+@click.option("--dst-gap", type=click.Choice(["shift", "skip"]), default="shift", show_default=True)
+@click.option(
+    "--dst-fold", type=click.Choice(["first", "last", "both"]), default="first", show_default=True
+)
+@click.option("--start", default=None, help="No fires before this instant (ISO 8601).")
+@click.option("--end", default=None, help="No fires after this instant (ISO 8601).")
+@click.option("--jitter", default=None, help="Spread each fire by up to this long: 30s.")
+@click.option("--paused", is_flag=True)
+@click.option("--replace", is_flag=True, help="Redefine the job if the name exists.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def jobs_add(
+    ctx: click.Context,
+    name: str,
+    cron: str | None,
+    at: str | None,
+    every: str | None,
+    task: str | None,
+    http_url: str | None,
+    method: str,
+    headers: tuple[str, ...],
+    body: str | None,
+    shell_cmd: str | None,
+    sql_statement: str | None,
+    sql_connection: str | None,
+    payload: str | None,
+    retries: int,
+    base_delay: float,
+    max_delay: float,
+    timeout: float | None,
+    overlap: str,
+    misfire: str,
+    misfire_grace: float,
+    queue: str,
+    priority: int,
+    tz: str,
+    dst_gap: str,
+    dst_fold: str,
+    start: str | None,
+    end: str | None,
+    jitter: str | None,
+    paused: bool,
+    replace: bool,
+    as_json: bool,
+) -> None:
+    """Create a job."""
+    app = _app(ctx)
+    with _errors():
+        http: dict[str, Any] | None = None
+        if http_url:
+            parsed_headers: dict[str, str] = {}
+            for header in headers:
+                key, sep, value = header.partition(":")
+                if not sep:
+                    raise InvalidInput(
+                        f"header {header!r} must look like 'Name: value'", field="http.headers"
+                    )
+                parsed_headers[key.strip()] = value.strip()
+            http = {"url": http_url, "method": method, "headers": parsed_headers, "body": body}
+        shell = None
+        if shell_cmd is not None:
+            try:
+                shell = shlex.split(shell_cmd)
+            except ValueError as exc:
+                raise InvalidInput(f"cannot split the shell command: {exc}", field="shell") from exc
+        sql = None
+        if sql_statement is not None:
+            sql = {"connection": sql_connection or "", "statement": sql_statement}
+        try:
+            data = json.loads(payload) if payload is not None else None
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"--payload is not valid JSON: {exc}", field="payload") from exc
+        job = app.add_job(
+            name,
+            cron=cron,
+            at=at,
+            every=every,
+            task=task,
+            http=http,
+            shell=shell,
+            sql=sql,
+            payload=data,
+            retries=retries,
+            base_delay=base_delay,
+            max_delay=max_delay,
+            timeout=timeout,
+            overlap=overlap,  # type: ignore[arg-type]
+            misfire=misfire,  # type: ignore[arg-type]
+            misfire_grace=misfire_grace,
+            queue=queue,
+            priority=priority,
+            timezone=tz,
+            dst_gap=dst_gap,
+            dst_fold=dst_fold,
+            start=start,
+            end=end,
+            jitter=jitter,
+            paused=paused,
+            replace=replace,
+        )
+    _print(
+        _job_dict(job),
+        as_json,
+        lambda: click.echo(
+            f"job {job.name} ({job.id}): {describe(job.schedule)}; "
+            f"next fire {_dt(job.next_fire_at)}"
+        ),
+    )
+    app.close()
+
+
+@jobs.command("list")
+@click.option("--limit", type=int, default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def jobs_list(ctx: click.Context, limit: int, as_json: bool) -> None:
+    """List jobs."""
+    app = _app(ctx)
+    with _errors():
+        found = app.list_jobs(limit=limit)
+
+    def table() -> None:
+        click.echo(f"{'NAME':30} {'SCHEDULE':40} {'STATE':7} NEXT FIRE")
+        for job in found:
+            state = "paused" if job.paused else "active"
+            click.echo(
+                f"{job.name[:30]:30} {describe(job.schedule)[:40]:40} {state:7} "
+                f"{_dt(job.next_fire_at)}"
+            )
+
+    _print([_job_dict(j) for j in found], as_json, table)
+    app.close()
+
+
+def _job_command(name: str, help_text: str, act: Callable[[App, str], Any]) -> None:
+    @jobs.command(name, help=help_text)
+    @click.argument("job")
+    @click.option("--json", "as_json", is_flag=True)
+    @click.pass_context
+    def command(ctx: click.Context, job: str, as_json: bool) -> None:
+        app = _app(ctx)
+        with _errors():
+            result = act(app, job)
+        now = app.clock.now()
+        if isinstance(result, Job):
+            _print(
+                _job_dict(result),
+                as_json,
+                lambda: click.echo(json.dumps(_job_dict(result), indent=2, default=str)),
+            )
+        elif isinstance(result, Run):
+            _print(
+                _run_dict(result, now),
+                as_json,
+                lambda: click.echo(f"run {result.id} {result.state_at(now).value}"),
+            )
+        else:
+            click.echo(f"{name}: {job}")
+        app.close()
+
+
+_job_command("show", "Show a job.", lambda app, job: app.get_job(job))
+_job_command("pause", "Pause a job (no fires until resumed).", lambda app, job: app.pause(job))
+_job_command("resume", "Resume a job (from now; no backfill).", lambda app, job: app.resume(job))
+_job_command("trigger", "Run a job now, once.", lambda app, job: app.trigger(job))
+_job_command("delete", "Delete a job (its runs stay readable).", lambda app, job: app.delete(job))
+
+
+# -- runs -------------------------------------------------------------------------------
+
+
+@main.group()
+def runs() -> None:
+    """Inspect and manage runs."""
+
+
+@runs.command("list")
+@click.option("--job", default=None, help="Only this job's runs.")
+@click.option("--state", "states", multiple=True, help="Filter by state (repeatable).")
+@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def runs_list(
+    ctx: click.Context, job: str | None, states: tuple[str, ...], limit: int, as_json: bool
+) -> None:
+    """List runs, newest first."""
+    app = _app(ctx)
+    with _errors():
+        try:
+            found = app.list_runs(job, states=list(states) or None, limit=limit)
+        except ValueError as exc:
+            raise InvalidInput(str(exc), field="state") from exc
+    now = app.clock.now()
+
+    def table() -> None:
+        click.echo(f"{'RUN':36} {'JOB':24} {'STATE':10} {'SCHEDULED FOR':25} ATTEMPT")
+        for run in found:
+            click.echo(
+                f"{run.id:36} {run.job_name[:24]:24} {run.state_at(now).value:10} "
+                f"{_dt(run.scheduled_for):25} {run.attempt}"
+            )
+
+    _print([_run_dict(r, now) for r in found], as_json, table)
+    app.close()
+
+
+@runs.command("show")
+@click.argument("run_id")
+@click.pass_context
+def runs_show(ctx: click.Context, run_id: str) -> None:
+    """Show a run and its attempts."""
+    app = _app(ctx)
+    with _errors():
+        run = app.get_run(run_id)
+        attempts = app.attempts(run_id)
+    data = _run_dict(run, app.clock.now())
+    data["attempts"] = [
+        {
+            "number": a.number,
+            "token": a.token,
+            "worker": a.worker_id,
+            "outcome": a.outcome.value,
+            "started_at": a.started_at.isoformat(),
+            "finished_at": a.finished_at.isoformat(),
+            "error": a.error,
+            "output": a.output,
+        }
+        for a in attempts
+    ]
+    click.echo(json.dumps(data, indent=2, default=str))
+    app.close()
+
+
+@runs.command("requeue")
+@click.argument("run_id")
+@click.pass_context
+def runs_requeue(ctx: click.Context, run_id: str) -> None:
+    """Queue a dead run again with a fresh retry budget."""
+    app = _app(ctx)
+    with _errors():
+        run = app.requeue(run_id)
+    click.echo(f"run {run.id} queued")
+    app.close()
+
+
+@runs.command("cancel")
+@click.argument("run_id")
+@click.pass_context
+def runs_cancel(ctx: click.Context, run_id: str) -> None:
+    """Cancel a waiting or running run."""
+    app = _app(ctx)
+    with _errors():
+        run = app.cancel(run_id)
+    click.echo(f"run {run.id} cancelled")
+    app.close()
+
+
+if __name__ == "__main__":
+    main()

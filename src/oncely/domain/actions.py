@@ -1,0 +1,204 @@
+"""What a job does when it fires: the action specifications and their validation.
+
+An action is data: it is stored with the job as JSON and executed by an adapter in
+``oncely.adapters.actions``. Validation here covers everything that can be decided without
+knowing the server's configuration (which networks HTTP may reach, whether shell is enabled,
+which SQL connections exist); the adapters check those.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from oncely.domain.errors import InvalidInput
+from oncely.domain.limits import (
+    MAX_ARGV_ITEMS,
+    MAX_HEADERS,
+    MAX_NAME_CHARS,
+    MAX_STATEMENT_CHARS,
+)
+
+HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_TASK_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:\-]*$")
+_RESERVED_HEADERS = frozenset({"idempotency-key", "oncely-fencing-token", "host", "content-length"})
+
+
+@dataclass(frozen=True)
+class HttpAction:
+    """Call a URL. Success is a status in ``success_statuses`` (default: any 2xx)."""
+
+    url: str
+    method: str = "POST"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: str | None = None
+    timeout: float = 30.0
+    success_statuses: tuple[int, ...] = ()
+    kind: Literal["http"] = "http"
+
+    def is_success(self, status: int) -> bool:
+        if self.success_statuses:
+            return status in self.success_statuses
+        return 200 <= status < 300
+
+
+@dataclass(frozen=True)
+class ShellAction:
+    """Run a program as an argv list (never through a shell). Exit code 0 is success."""
+
+    argv: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: str | None = None
+    kind: Literal["shell"] = "shell"
+
+
+@dataclass(frozen=True)
+class PythonAction:
+    """Call a task registered with ``@app.task(name)`` in the worker's process."""
+
+    task: str
+    kind: Literal["python"] = "python"
+
+
+@dataclass(frozen=True)
+class SqlAction:
+    """Run one statement in one transaction on a connection named in the server's config."""
+
+    connection: str
+    statement: str
+    params: Mapping[str, Any] | None = None
+    kind: Literal["sql"] = "sql"
+
+
+Action = HttpAction | ShellAction | PythonAction | SqlAction
+
+
+def _require_str(value: object, name: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidInput(f"{name} must be a non-empty string", field=name)
+    return value
+
+
+def validate_action(action: Action) -> Action:
+    """Check an action for what can be checked without the server's configuration."""
+    if isinstance(action, HttpAction):
+        parts = urlsplit(action.url)
+        if parts.scheme not in ("http", "https"):
+            raise InvalidInput("http.url must start with http:// or https://", field="http.url")
+        if not parts.hostname:
+            raise InvalidInput("http.url has no host", field="http.url")
+        if parts.username or parts.password:
+            raise InvalidInput(
+                "http.url must not carry credentials; use a header", field="http.url"
+            )
+        if action.method.upper() not in HTTP_METHODS:
+            raise InvalidInput(
+                f"http.method must be one of {', '.join(sorted(HTTP_METHODS))}",
+                field="http.method",
+            )
+        if len(action.headers) > MAX_HEADERS:
+            raise InvalidInput(f"at most {MAX_HEADERS} headers", field="http.headers")
+        for name, value in action.headers.items():
+            if not _HEADER_NAME.match(name):
+                raise InvalidInput(f"invalid header name {name!r}", field="http.headers")
+            if name.lower() in _RESERVED_HEADERS:
+                raise InvalidInput(f"header {name!r} is set by oncely", field="http.headers")
+            if "\r" in value or "\n" in value:
+                raise InvalidInput(f"header {name!r} contains a newline", field="http.headers")
+        if not 0 < action.timeout <= 3600:
+            raise InvalidInput("http.timeout must be in (0, 3600] seconds", field="http.timeout")
+        for status in action.success_statuses:
+            if not 100 <= status <= 599:
+                raise InvalidInput(f"invalid HTTP status {status}", field="http.success_statuses")
+    elif isinstance(action, ShellAction):
+        if not action.argv:
+            raise InvalidInput("shell.argv must be a non-empty list", field="shell.argv")
+        if len(action.argv) > MAX_ARGV_ITEMS:
+            raise InvalidInput(
+                f"shell.argv has more than {MAX_ARGV_ITEMS} items", field="shell.argv"
+            )
+        for item in action.argv:
+            if not isinstance(item, str) or "\x00" in item:
+                raise InvalidInput(
+                    "shell.argv items must be strings without NUL", field="shell.argv"
+                )
+        for key, value in action.env.items():
+            if not key or "=" in key or "\x00" in key or "\x00" in value:
+                raise InvalidInput(f"invalid environment variable {key!r}", field="shell.env")
+    elif isinstance(action, PythonAction):
+        if not _TASK_NAME.match(action.task) or len(action.task) > MAX_NAME_CHARS:
+            raise InvalidInput(f"invalid task name {action.task!r}", field="task")
+    elif isinstance(action, SqlAction):
+        _require_str(action.connection, "sql.connection")
+        _require_str(action.statement, "sql.statement")
+        if len(action.statement) > MAX_STATEMENT_CHARS:
+            raise InvalidInput("sql.statement is too long", field="sql.statement")
+    return action
+
+
+def action_to_dict(action: Action) -> dict[str, Any]:
+    """Serialize for storage (JSON-compatible)."""
+    if isinstance(action, HttpAction):
+        return {
+            "kind": "http",
+            "url": action.url,
+            "method": action.method.upper(),
+            "headers": dict(action.headers),
+            "body": action.body,
+            "timeout": action.timeout,
+            "success_statuses": list(action.success_statuses),
+        }
+    if isinstance(action, ShellAction):
+        return {
+            "kind": "shell",
+            "argv": list(action.argv),
+            "env": dict(action.env),
+            "cwd": action.cwd,
+        }
+    if isinstance(action, PythonAction):
+        return {"kind": "python", "task": action.task}
+    return {
+        "kind": "sql",
+        "connection": action.connection,
+        "statement": action.statement,
+        "params": dict(action.params) if action.params is not None else None,
+    }
+
+
+def action_from_dict(data: Mapping[str, Any]) -> Action:
+    """Rebuild (and validate) an action from its stored or submitted form."""
+    kind = data.get("kind")
+    try:
+        action: Action
+        if kind == "http":
+            action = HttpAction(
+                url=data["url"],
+                method=str(data.get("method", "POST")).upper(),
+                headers=dict(data.get("headers") or {}),
+                body=data.get("body"),
+                timeout=float(data.get("timeout", 30.0)),
+                success_statuses=tuple(int(s) for s in data.get("success_statuses") or ()),
+            )
+        elif kind == "shell":
+            action = ShellAction(
+                argv=tuple(data["argv"]),
+                env=dict(data.get("env") or {}),
+                cwd=data.get("cwd"),
+            )
+        elif kind == "python":
+            action = PythonAction(task=data["task"])
+        elif kind == "sql":
+            action = SqlAction(
+                connection=data["connection"],
+                statement=data["statement"],
+                params=data.get("params"),
+            )
+        else:
+            raise InvalidInput(f"unknown action kind {kind!r}", field="action")
+    except (KeyError, TypeError) as exc:
+        raise InvalidInput(f"incomplete {kind} action: {exc}", field="action") from exc
+    return validate_action(action)

@@ -1,0 +1,1 @@
+"""Interfaces between the runtime and its adapters. Internal: free to change between releases."""

@@ -1,0 +1,289 @@
+"""The storage contract. One interface, two implementations (SQLite, PostgreSQL), one
+conformance suite (``tests/contract``) that runs against both.
+
+Conventions:
+
+- Methods are named noun-then-verb (``run_claim``, ``lease_acquire``).
+- Every method is atomic: it commits before it returns, or changes nothing.
+- Time is passed in (``now``), never read inside, so the runtime decides which clock counts
+  (on PostgreSQL: the database's, see ``oncely.runtime.clock``) and tests can freeze it.
+- ``owner=None`` means "any owner" (the system itself, or an admin); any other value confines
+  the method to that owner's jobs and runs, and another owner's row is reported as absent.
+- Writes made under a lease are conditional on the lease's fencing token: a holder whose
+  lease was taken over gets a refusal, never a silent overwrite.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol, TypeVar
+
+from oncely.domain.actions import Action
+from oncely.domain.firing import FirePlan
+from oncely.domain.jobs import Job
+from oncely.domain.policy import Policy
+from oncely.domain.runs import Attempt, AttemptOutcome, Run, RunDecision, RunState
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Time-bounded ownership of a named resource (``shard:7``) by a holder.
+
+    ``token`` comes from the store-wide fencing sequence when the lease is granted and stays
+    the same while the holder renews it.
+    """
+
+    name: str
+    holder: str
+    token: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class ClaimParams:
+    worker_id: str
+    queue: str
+    limit: int
+    now: datetime
+    lease_ttl: timedelta
+
+
+@dataclass(frozen=True)
+class ClaimedRun:
+    """A run a worker now holds, with what it needs to execute it."""
+
+    run_id: str
+    job_id: str
+    job_name: str
+    owner: str
+    queue: str
+    scheduled_for: datetime
+    attempt: int
+    failures: int
+    token: int
+    started_at: datetime
+    lease_expires_at: datetime
+    action: Action
+    payload: Any
+    policy: Policy
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """How an attempt ended, and where its run goes next (decided by the domain).
+
+    Recorded only if the run is still ``running`` under ``token``. The reaper sets
+    ``expired_before`` so that a lease renewed in the meantime is not taken away.
+    """
+
+    run_id: str
+    token: int
+    attempt: int
+    worker_id: str
+    outcome: AttemptOutcome
+    decision: RunDecision
+    started_at: datetime
+    finished_at: datetime
+    error: str | None = None
+    output: str | None = None
+    expired_before: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ExpiredRun:
+    """A running run whose lease has expired: its worker crashed or stalled."""
+
+    run_id: str
+    token: int
+    attempt: int
+    failures: int
+    worker_id: str
+    started_at: datetime
+    policy: Policy
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    """What ``fires_commit`` did. ``lost_shards`` lists shards whose lease was no longer valid:
+    their plans were dropped, and the scheduler must stop acting for them."""
+
+    runs_created: int
+    jobs_advanced: int
+    lost_shards: frozenset[int]
+
+
+class Store(Protocol):
+    dialect: str
+    """``sqlite`` or ``postgresql``."""
+    supports_listen: bool
+    """True if ``listen`` can wake workers when runs become due (PostgreSQL LISTEN/NOTIFY)."""
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def migrate(self) -> int:
+        """Create or upgrade the schema to the newest version; return that version.
+        Safe to call concurrently from several processes."""
+        ...
+
+    def schema_version(self) -> int:
+        """The applied schema version (0 for an empty database)."""
+        ...
+
+    def db_now(self) -> datetime:
+        """The database's clock (PostgreSQL) or the local clock (SQLite), aware UTC."""
+        ...
+
+    def close(self) -> None: ...
+
+    # -- jobs -----------------------------------------------------------------------------
+
+    def job_create(self, job: Job, *, replace: bool = False, now: datetime) -> Job:
+        """Store a new job. A live job with the same (owner, name) is a ``Conflict`` unless
+        ``replace``: then that job keeps its id, takes the new definition, its version grows,
+        and its ``pending`` runs (materialized from the old schedule) are cancelled."""
+        ...
+
+    def job_get(self, owner: str | None, job_id: str) -> Job | None: ...
+
+    def job_get_by_name(self, owner: str, name: str) -> Job | None: ...
+
+    def job_list(
+        self, owner: str | None, *, limit: int = 100, after_name: str | None = None
+    ) -> list[Job]:
+        """Live jobs ordered by (name, id); ``after_name`` pages."""
+        ...
+
+    def job_set_paused(
+        self,
+        owner: str | None,
+        job_id: str,
+        *,
+        paused: bool,
+        next_fire_at: datetime | None,
+        now: datetime,
+    ) -> Job | None:
+        """Pause or resume. Pausing cancels ``pending`` runs not yet due: a paused job has no
+        fires. Resuming sets ``next_fire_at`` (computed by the caller from now: the paused
+        stretch is not backfilled)."""
+        ...
+
+    def job_delete(self, owner: str | None, job_id: str, *, now: datetime) -> bool:
+        """Delete a job (its history stays readable by run id); cancel its waiting runs."""
+        ...
+
+    def job_trigger(self, owner: str | None, job_id: str, *, run_id: str, now: datetime) -> Run:
+        """Create a manual run due now. ``NotFound`` for an unknown job."""
+        ...
+
+    # -- leases and scheduling ------------------------------------------------------------
+
+    def lease_acquire(
+        self, names: Sequence[str], holder: str, *, now: datetime, ttl: timedelta
+    ) -> list[Lease]:
+        """Take each named lease that is free, expired, or already ours; return those now
+        held. A newly granted lease gets a new fencing token; renewing our own keeps it."""
+        ...
+
+    def lease_renew(self, leases: Sequence[Lease], *, now: datetime, ttl: timedelta) -> list[Lease]:
+        """Extend leases still held under their token and not expired; return those."""
+        ...
+
+    def lease_release(self, leases: Sequence[Lease]) -> None:
+        """Give leases up at once so another holder need not wait for them to expire."""
+        ...
+
+    def lease_list(self, prefix: str) -> list[Lease]: ...
+
+    def jobs_due(self, shards: Sequence[int], horizon: datetime, limit: int) -> list[Job]:
+        """Active jobs of these shards whose ``next_fire_at`` is at or before ``horizon``,
+        earliest first."""
+        ...
+
+    def fires_commit(
+        self, leases: Sequence[Lease], plans: Sequence[tuple[int, FirePlan]], *, now: datetime
+    ) -> CommitResult:
+        """In one transaction: for each (shard, plan) whose shard lease in ``leases`` is still
+        valid at ``now`` and whose job is still at ``plan.job_version`` and
+        ``plan.old_next_fire_at``, insert the planned runs (a run that already exists for
+        (job_id, scheduled_for) is left alone) and set the job's ``next_fire_at``."""
+        ...
+
+    # -- runs: the worker side ------------------------------------------------------------
+
+    def run_claim(self, params: ClaimParams) -> list[ClaimedRun]:
+        """Lease up to ``limit`` due waiting runs of the queue, highest priority first, then
+        earliest due. Each claimed run becomes ``running`` with a new fencing token and
+        ``attempt + 1``. Overlap policies are applied in the same transaction (skipped and
+        cancelled runs are not returned). Concurrent claimers never get the same run."""
+        ...
+
+    def run_heartbeat(
+        self, worker_id: str, held: Sequence[tuple[str, int]], *, now: datetime, ttl: timedelta
+    ) -> set[str]:
+        """Extend the leases of (run_id, token) pairs still held; return their run ids.
+        A run missing from the answer was lost (expired and reaped, or cancelled)."""
+        ...
+
+    def run_complete(self, results: Sequence[AttemptResult]) -> list[bool]:
+        """Record attempts that ended, each only if its run is still ``running`` under its
+        token (and, with ``expired_before``, its lease expired before then). Returns, per
+        result, whether it was recorded. A refused result changes nothing."""
+        ...
+
+    def run_complete_with(
+        self, result: Callable[[T], AttemptResult], effect: Callable[[Any], T]
+    ) -> tuple[bool, T | None]:
+        """In one transaction: ``value = effect(connection)``, then record ``result(value)``
+        (the result may depend on what the effect returned, e.g. its output). If the fencing
+        check refuses the result, the effect's writes are rolled back too; if the effect
+        raises, everything is rolled back and the exception propagates."""
+        ...
+
+    def runs_expired(self, *, now: datetime, limit: int) -> list[ExpiredRun]: ...
+
+    def runs_next_due(self, queues: Sequence[str]) -> datetime | None:
+        """The earliest ``due_at`` among waiting runs of these queues."""
+        ...
+
+    def listen(self, on_due: Callable[[], None], stop: threading.Event) -> None:
+        """Block, calling ``on_due`` when runs may have become claimable, until ``stop``.
+        Only when ``supports_listen``."""
+        ...
+
+    # -- runs: the reading and admin side -------------------------------------------------
+
+    def run_get(self, owner: str | None, run_id: str) -> Run | None: ...
+
+    def run_list(
+        self,
+        owner: str | None,
+        *,
+        job_id: str | None = None,
+        states: Sequence[RunState] | None = None,
+        limit: int = 100,
+        before: tuple[datetime, str] | None = None,
+    ) -> list[Run]:
+        """Runs newest first by (scheduled_for, id); ``before`` pages. ``states`` match the
+        stored state; show runs through ``visible_state``, which reads a due ``pending`` or
+        ``retrying`` run as ``queued``."""
+        ...
+
+    def attempt_list(self, owner: str | None, run_id: str) -> list[Attempt]: ...
+
+    def run_cancel(self, owner: str | None, run_id: str, *, now: datetime) -> Run | None:
+        """Cancel a waiting or running run (a running attempt is recorded as ``cancelled``
+        and its worker's later writes are refused). ``Conflict`` if it already ended."""
+        ...
+
+    def run_requeue(self, owner: str | None, run_id: str, *, now: datetime) -> Run | None:
+        """Give a ``dead`` run a fresh retry budget and queue it now. ``Conflict`` otherwise."""
+        ...
+
+    def run_counts(self, owner: str | None) -> dict[str, int]:
+        """Number of runs per stored state."""
+        ...

@@ -1,0 +1,1 @@
+"""The loops that execute the domain's decisions: scheduler, worker, reaper, and the App."""

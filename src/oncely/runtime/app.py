@@ -1,0 +1,481 @@
+"""``oncely.App``: the Python API, and the process that runs scheduler, worker and HTTP.
+
+A script that registers tasks and jobs and calls ``app.run()`` is a complete single-machine
+deployment; ``oncely up`` is this with the settings taken from flags and environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from oncely.config import Settings, load_settings
+from oncely.domain.actions import (
+    Action,
+    HttpAction,
+    PythonAction,
+    ShellAction,
+    SqlAction,
+    action_from_dict,
+    validate_action,
+)
+from oncely.domain.errors import InvalidInput, NotFound
+from oncely.domain.ids import new_id
+from oncely.domain.jobs import Job, shard_of, validate_job_parts
+from oncely.domain.policy import Misfire, Overlap, Policy
+from oncely.domain.runs import Attempt, Run, RunState
+from oncely.domain.schedule import AtSchedule, make_schedule, next_fire
+from oncely.ports.actions import ActionExecutor, ActionSettings
+from oncely.ports.clock import Clock
+from oncely.ports.store import Store
+from oncely.runtime.blocking import BlockingCaller
+from oncely.runtime.clock import DatabaseClock, SystemClock
+from oncely.runtime.scheduler import Scheduler, SchedulerConfig
+from oncely.runtime.tasks import PythonExecutor, TaskRegistry
+from oncely.runtime.worker import Worker, WorkerConfig
+
+log = logging.getLogger("oncely")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def check_action_allowed(action: Action, settings: ActionSettings) -> None:
+    """Refuse, at creation time, actions this server's configuration will never run."""
+    if isinstance(action, ShellAction) and not settings.allow_shell:
+        raise InvalidInput(
+            "shell actions are disabled on this server (an admin can set allow_shell)",
+            field="shell",
+        )
+    if isinstance(action, HttpAction):
+        from oncely.adapters.actions.netguard import validate_http_target
+
+        validate_http_target(action.url, settings)
+    if isinstance(action, SqlAction) and action.connection not in settings.sql_connections:
+        raise InvalidInput(
+            f"unknown SQL connection {action.connection!r}; "
+            "connections are configured by the server admin",
+            field="sql.connection",
+        )
+
+
+def build_action(
+    *,
+    task: str | None = None,
+    http: str | Mapping[str, Any] | None = None,
+    shell: Sequence[str] | Mapping[str, Any] | None = None,
+    sql: Mapping[str, Any] | None = None,
+) -> Action:
+    given = [k for k, v in {"task": task, "http": http, "shell": shell, "sql": sql}.items() if v]
+    if len(given) != 1:
+        raise InvalidInput("give exactly one of task=, http=, shell= or sql=", field="action")
+    if task is not None:
+        return validate_action(PythonAction(task=task))
+    if http is not None:
+        spec = {"url": http} if isinstance(http, str) else dict(http)
+        return action_from_dict({"kind": "http", **spec})
+    if shell is not None:
+        if isinstance(shell, str):
+            raise InvalidInput(
+                "shell= takes an argv list such as ['pg_dump', 'mydb'], never a shell string",
+                field="shell",
+            )
+        spec = {"argv": list(shell)} if not isinstance(shell, Mapping) else dict(shell)
+        return action_from_dict({"kind": "shell", **spec})
+    assert sql is not None
+    return action_from_dict({"kind": "sql", **dict(sql)})
+
+
+class App:
+    """The oncely application.
+
+    ``store`` is a URL (``sqlite:///oncely.db``, ``postgresql://...``) or a ``Store``; it is
+    opened and migrated on first use, so a module can create an ``App`` at import time.
+    """
+
+    def __init__(
+        self,
+        store: str | Store | None = None,
+        *,
+        settings: Settings | None = None,
+        clock: Clock | None = None,
+        owner: str = "default",
+    ) -> None:
+        self.settings = settings or load_settings()
+        self._store_arg: str | Store = store if store is not None else self.settings.store
+        self._store: Store | None = None
+        self._clock = clock
+        self.owner = owner
+        self.registry = TaskRegistry()
+        self.scheduler: Scheduler | None = None
+        self.worker: Worker | None = None
+
+    # -- setup ----------------------------------------------------------------------------
+
+    def configure(self, settings: Settings, store: str | Store | None = None) -> None:
+        """Replace settings (and the store) before first use; used by the CLI's --app."""
+        if self._store is not None:
+            raise RuntimeError("configure() must be called before the store is used")
+        self.settings = settings
+        self._store_arg = store if store is not None else settings.store
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            from oncely.adapters.factory import open_store
+
+            arg = self._store_arg
+            store = open_store(arg) if isinstance(arg, str) else arg
+            store.migrate()
+            self._store = store
+        return self._store
+
+    @property
+    def clock(self) -> Clock:
+        if self._clock is None:
+            # One clock (guarantee 5): on PostgreSQL every node reads the database's.
+            if self.store.dialect == "postgresql":
+                self._clock = DatabaseClock(self.store.db_now)
+            else:
+                self._clock = SystemClock()
+        return self._clock
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def task(self, name: str | None = None, *, transactional: bool = False) -> Callable[[F], F]:
+        """Register a function as a task: ``@app.task("send-report")``."""
+
+        def register(fn: F) -> F:
+            self.registry.register(name or fn.__name__, fn, transactional=transactional)
+            return fn
+
+        return register
+
+    # -- jobs -----------------------------------------------------------------------------
+
+    def add_job(
+        self,
+        name: str,
+        *,
+        cron: str | None = None,
+        at: datetime | str | None = None,
+        every: timedelta | float | str | None = None,
+        task: str | Callable[..., Any] | None = None,
+        http: str | Mapping[str, Any] | None = None,
+        shell: Sequence[str] | Mapping[str, Any] | None = None,
+        sql: Mapping[str, Any] | None = None,
+        payload: Any = None,
+        retries: int = 3,
+        base_delay: float = 1.0,
+        max_delay: float = 300.0,
+        timeout: float | None = None,
+        overlap: Overlap = "allow",
+        misfire: Misfire = "run_once",
+        misfire_grace: float = 60.0,
+        queue: str = "default",
+        priority: int = 0,
+        timezone: str = "UTC",
+        dst_gap: str = "shift",
+        dst_fold: str = "first",
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+        jitter: timedelta | float | str | None = None,
+        anchor: datetime | str | None = None,
+        paused: bool = False,
+        replace: bool = False,
+        owner: str | None = None,
+    ) -> Job:
+        """Create a job (or, with ``replace=True``, redefine the job of that name)."""
+        if callable(task):
+            task_name = getattr(task, "__oncely_task__", None) or task.__name__
+        else:
+            task_name = task
+        now = self.clock.now()
+        schedule = make_schedule(
+            cron=cron,
+            at=at,
+            every=every,
+            timezone=timezone,
+            dst_gap=dst_gap,
+            dst_fold=dst_fold,
+            start=start,
+            end=end,
+            jitter=jitter,
+            anchor=anchor,
+            now=now,
+        )
+        action = build_action(task=task_name, http=http, shell=shell, sql=sql)
+        check_action_allowed(action, self.settings.action_settings())
+        policy = Policy(
+            max_retries=retries,
+            base_delay=base_delay,
+            max_delay=max_delay,
+            timeout=timeout,
+            overlap=overlap,
+            misfire=misfire,
+            misfire_grace=misfire_grace,
+            queue=queue,
+            priority=priority,
+        )
+        owner = owner or self.owner
+        validate_job_parts(owner, name, action, payload, policy)
+        job_id = new_id(int(now.timestamp() * 1000))
+        from oncely.domain.schedule import initial_fire
+
+        job = Job(
+            id=job_id,
+            owner=owner,
+            name=name,
+            schedule=schedule,
+            action=action,
+            payload=payload,
+            policy=policy,
+            paused=paused,
+            next_fire_at=initial_fire(schedule, now),
+            shard=shard_of(job_id),
+            version=1,
+            created_at=now,
+            updated_at=now,
+        )
+        stored = self.store.job_create(job, replace=replace, now=now)
+        if self.scheduler is not None:
+            self.scheduler.wake()
+        return stored
+
+    def get_job(self, name_or_id: str, *, owner: str | None = None) -> Job:
+        owner = owner or self.owner
+        job = self.store.job_get_by_name(owner, name_or_id) or _by_id(
+            self.store.job_get, owner, name_or_id
+        )
+        if job is None:
+            raise NotFound(f"no job named {name_or_id!r}")
+        return job
+
+    def list_jobs(self, *, limit: int = 100, after_name: str | None = None) -> list[Job]:
+        return self.store.job_list(self.owner, limit=limit, after_name=after_name)
+
+    def pause(self, name_or_id: str) -> Job:
+        job = self.get_job(name_or_id)
+        now = self.clock.now()
+        updated = self.store.job_set_paused(
+            self.owner, job.id, paused=True, next_fire_at=job.next_fire_at, now=now
+        )
+        if updated is None:
+            raise NotFound(f"no job named {name_or_id!r}")
+        return updated
+
+    def resume(self, name_or_id: str) -> Job:
+        job = self.get_job(name_or_id)
+        now = self.clock.now()
+        # The paused stretch is not backfilled: the next fire is the next one from now. A
+        # one-shot job keeps its instant (it fires now if that passed while paused).
+        if isinstance(job.schedule, AtSchedule):
+            next_at = job.next_fire_at
+        else:
+            next_at = next_fire(job.schedule, now)
+        updated = self.store.job_set_paused(
+            self.owner, job.id, paused=False, next_fire_at=next_at, now=now
+        )
+        if updated is None:
+            raise NotFound(f"no job named {name_or_id!r}")
+        if self.scheduler is not None:
+            self.scheduler.wake()
+        return updated
+
+    def trigger(self, name_or_id: str) -> Run:
+        """Run the job now, once, outside its schedule."""
+        job = self.get_job(name_or_id)
+        now = self.clock.now()
+        run = self.store.job_trigger(
+            self.owner, job.id, run_id=new_id(int(now.timestamp() * 1000)), now=now
+        )
+        if self.worker is not None:
+            self.worker.wake(run.queue)
+        return run
+
+    def delete(self, name_or_id: str) -> None:
+        job = self.get_job(name_or_id)
+        if not self.store.job_delete(self.owner, job.id, now=self.clock.now()):
+            raise NotFound(f"no job named {name_or_id!r}")
+
+    # -- runs -----------------------------------------------------------------------------
+
+    def list_runs(
+        self,
+        job: str | None = None,
+        *,
+        states: Sequence[str] | None = None,
+        limit: int = 100,
+        before: tuple[datetime, str] | None = None,
+    ) -> list[Run]:
+        job_id = self.get_job(job).id if job else None
+        wanted = None if states is None else [RunState(s) for s in states]
+        return self.store.run_list(
+            self.owner, job_id=job_id, states=wanted, limit=limit, before=before
+        )
+
+    def get_run(self, run_id: str) -> Run:
+        run: Run | None = _by_id(self.store.run_get, self.owner, run_id)
+        if run is None:
+            raise NotFound(f"no run {run_id}")
+        return run
+
+    def attempts(self, run_id: str) -> list[Attempt]:
+        self.get_run(run_id)
+        return self.store.attempt_list(self.owner, run_id)
+
+    def requeue(self, run_id: str) -> Run:
+        run = self.store.run_requeue(self.owner, run_id, now=self.clock.now())
+        if run is None:
+            raise NotFound(f"no run {run_id}")
+        if self.worker is not None:
+            self.worker.wake(run.queue)
+        return run
+
+    def cancel(self, run_id: str) -> Run:
+        run = self.store.run_cancel(self.owner, run_id, now=self.clock.now())
+        if run is None:
+            raise NotFound(f"no run {run_id}")
+        return run
+
+    # -- running --------------------------------------------------------------------------
+
+    def executors(self, task_threads: ThreadPoolExecutor) -> dict[str, ActionExecutor]:
+        from oncely.adapters.actions import HttpExecutor, ShellExecutor, SqlExecutor
+
+        action_settings = self.settings.action_settings()
+        return {
+            "python": PythonExecutor(self.registry, task_threads, action_settings.max_output_bytes),
+            "http": HttpExecutor(action_settings),
+            "shell": ShellExecutor(action_settings),
+            "sql": SqlExecutor(action_settings),
+        }
+
+    def run(self, *, scheduler: bool = True, worker: bool = True, serve_http: bool = False) -> None:
+        """Run until SIGTERM or SIGINT; then stop claiming, finish or release work, exit."""
+        asyncio.run(self.run_async(scheduler=scheduler, worker=worker, serve_http=serve_http))
+
+    async def run_async(
+        self,
+        *,
+        scheduler: bool = True,
+        worker: bool = True,
+        serve_http: bool = False,
+        stop: asyncio.Event | None = None,
+        on_ready: Callable[[], None] | None = None,
+    ) -> None:
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        installed: list[signal.Signals] = []
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, stop.set)
+                installed.append(sig)
+        store = await asyncio.to_thread(lambda: self.store)
+        clock = self.clock
+        total = sum(self.settings.queues.values())
+        task_threads = ThreadPoolExecutor(max_workers=max(total, 4), thread_name_prefix="task")
+        store_calls = BlockingCaller(8, "oncely-store")
+        executors = self.executors(task_threads) if worker else {}
+        if worker:
+            self.worker = Worker(
+                store,
+                clock,
+                executors,
+                registry=self.registry,
+                config=WorkerConfig(
+                    queues=dict(self.settings.queues),
+                    lease_ttl=self.settings.worker_lease_ttl,
+                    shutdown_grace=self.settings.shutdown_grace,
+                ),
+                caller=store_calls,
+            )
+        if scheduler:
+            self.scheduler = Scheduler(
+                store,
+                clock,
+                config=SchedulerConfig(
+                    lookahead=self.settings.lookahead,
+                    lease_ttl=self.settings.scheduler_lease_ttl,
+                ),
+                caller=store_calls,
+                on_runs_created=self.worker.wake if self.worker is not None else None,
+            )
+        tasks: list[asyncio.Task[None]] = []
+        server = None
+        try:
+            if self.worker is not None:
+                tasks.append(asyncio.create_task(self.worker.run(stop)))
+            if self.scheduler is not None:
+                tasks.append(asyncio.create_task(self.scheduler.run(stop)))
+            if serve_http:
+                from oncely.api.server import start_http
+
+                server = await start_http(self, self.settings.host, self.settings.port)
+            log.info(
+                "oncely running: store=%s scheduler=%s worker=%s", store.dialect, scheduler, worker
+            )
+            if on_ready is not None:
+                on_ready()
+            stopper = asyncio.create_task(stop.wait())
+            done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not stopper and task.exception() is not None:
+                    log.error("a component failed", exc_info=task.exception())
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            stop.set()
+            if server is not None:
+                await server.stop()
+            for executor in executors.values():
+                with contextlib.suppress(Exception):
+                    await executor.aclose()
+            task_threads.shutdown(wait=False, cancel_futures=True)
+            await asyncio.to_thread(store_calls.shutdown)
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+            self.worker = None
+            self.scheduler = None
+
+    def status(self) -> dict[str, Any]:
+        """What /readyz reports."""
+        info: dict[str, Any] = {"store": self.store.dialect}
+        if self.scheduler is not None:
+            info["scheduler"] = {
+                "shards": len(self.scheduler.shards),
+                "last_tick_at": _iso(self.scheduler.stats.last_tick_at),
+                "runs_created": self.scheduler.stats.runs_created,
+            }
+        if self.worker is not None:
+            stats = self.worker.stats
+            info["worker"] = {
+                "running": self.worker.running,
+                "claimed": stats.claimed,
+                "succeeded": stats.succeeded,
+                "failed": stats.failed,
+                "last_loop_at": _iso(self.worker.last_loop_at),
+            }
+        return info
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _by_id(getter: Callable[[str | None, str], Any], owner: str | None, value: str) -> Any:
+    import uuid
+
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return None
+    return getter(owner, value)

@@ -1,0 +1,73 @@
+"""Clocks.
+
+``DatabaseClock`` is what makes guarantee 5 ("one clock") hold on PostgreSQL: every node
+reads the database server's time, so a node whose own wall clock is off neither fires early
+nor steals leases. Asking the database on every decision would cost a round trip each, so it
+samples the database's clock now and then and advances it with the local *monotonic* clock,
+which a wrong wall-clock setting or an NTP step does not move.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+
+class SystemClock:
+    """The local wall clock. Right for the embedded SQLite deployment (one machine)."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class DatabaseClock:
+    """The database server's clock, advanced locally by the monotonic clock between samples.
+
+    The offset is re-sampled every ``resync`` seconds; the sample is corrected by half the
+    round trip it took.
+    """
+
+    def __init__(self, read_db_time: Callable[[], datetime], *, resync: float = 30.0) -> None:
+        self._read = read_db_time
+        self._resync = resync
+        self._lock = threading.Lock()
+        self._base: datetime | None = None
+        self._base_mono = 0.0
+
+    def sync(self) -> None:
+        before = time.monotonic()
+        db_time = self._read()
+        after = time.monotonic()
+        with self._lock:
+            self._base = db_time + timedelta(seconds=(after - before) / 2)
+            self._base_mono = after
+
+    def now(self) -> datetime:
+        mono = time.monotonic()
+        if self._base is None or mono - self._base_mono > self._resync:
+            self.sync()
+            mono = time.monotonic()
+        with self._lock:
+            assert self._base is not None
+            return self._base + timedelta(seconds=mono - self._base_mono)
+
+
+class FrozenClock:
+    """A clock that moves only when told to; for tests of code that reads time."""
+
+    def __init__(self, start: datetime) -> None:
+        if start.tzinfo is None:
+            raise ValueError("FrozenClock needs an aware datetime")
+        self._now = start.astimezone(UTC)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, seconds: float) -> datetime:
+        self._now += timedelta(seconds=seconds)
+        return self._now
+
+    def set(self, when: datetime) -> None:
+        self._now = when.astimezone(UTC)

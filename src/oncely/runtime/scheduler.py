@@ -1,0 +1,219 @@
+"""The scheduler: holds shard leases, materializes fires ahead of time, reaps lost attempts.
+
+States of one scheduler process::
+
+    standby ──acquire shard leases──▶ holding some shards ──lease lost──▶ drops those shards
+       ▲                                      │
+       └────────────── stop: release ◀────────┘
+
+Invariants:
+
+- It writes runs and advances jobs only for shards whose lease it holds, and each write is
+  conditional on the lease's fencing token (``Store.fires_commit``). A scheduler that stalls
+  past its lease and wakes up cannot write: the store refuses, and it drops the shard.
+- The unique (job_id, scheduled_for) key under every run is the second safeguard: even two
+  schedulers that both believed they held a shard could not make a fire run twice.
+- Missed fires are found from ``next_fire_at`` alone, so a restart after any downtime picks
+  up exactly where the last commit left off; the misfire policy decides what runs.
+- Any scheduler, leader of a shard or not, reaps expired worker leases: the reaper's writes
+  are conditional on the expired token, so two reapers cannot both record a loss.
+
+Every tick: renew or take leases (every ``lease_ttl/3``), plan and commit due jobs' fires in
+one store transaction per batch, reap. The plan itself is pure (``domain.firing``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from oncely.domain.firing import FirePlan, plan_fires
+from oncely.domain.jobs import SHARD_COUNT
+from oncely.domain.runs import AttemptOutcome, decide_after_attempt
+from oncely.ports.clock import Clock
+from oncely.ports.store import AttemptResult, Lease, Store
+from oncely.runtime.blocking import BlockingCaller
+
+log = logging.getLogger("oncely.scheduler")
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    lookahead: float = 5.0
+    """Fires due within this many seconds are materialized as pending runs."""
+    tick: float = 0.5
+    lease_ttl: float = 10.0
+    batch: int = 2000
+    reap_interval: float = 1.0
+    reap_batch: int = 500
+
+
+@dataclass
+class SchedulerStats:
+    ticks: int = 0
+    runs_created: int = 0
+    jobs_advanced: int = 0
+    runs_reaped: int = 0
+    last_tick_at: datetime | None = None
+
+
+def shard_lease_name(shard: int) -> str:
+    return f"shard:{shard}"
+
+
+class Scheduler:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        *,
+        node_id: str | None = None,
+        config: SchedulerConfig | None = None,
+        caller: BlockingCaller | None = None,
+        on_runs_created: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.node_id = node_id or f"scheduler:{socket.gethostname()}:{random.getrandbits(32):08x}"
+        self.config = config or SchedulerConfig()
+        self._call = caller or BlockingCaller(2, "oncely-scheduler")
+        self._on_runs_created = on_runs_created
+        self._leases: dict[int, Lease] = {}
+        self._wake = asyncio.Event()
+        self.stats = SchedulerStats()
+
+    @property
+    def shards(self) -> list[int]:
+        return sorted(self._leases)
+
+    def wake(self) -> None:
+        """Plan now (a job was added or changed in this process)."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        cfg = self.config
+        next_lease = next_reap = 0.0
+        loop = asyncio.get_running_loop()
+        try:
+            while not stop.is_set():
+                mono = loop.time()
+                more = False
+                try:
+                    if mono >= next_lease:
+                        await self._call(self.refresh_leases)
+                        next_lease = mono + cfg.lease_ttl / 3
+                    if self._leases:
+                        more = await self._call(self.materialize)
+                    if mono >= next_reap:
+                        await self._call(self.reap)
+                        next_reap = mono + cfg.reap_interval
+                except Exception:
+                    # The store is unreachable or refused: keep going. Leases we cannot renew
+                    # expire and another scheduler takes over; nothing is written meanwhile.
+                    log.exception("scheduler tick failed; retrying")
+                    next_lease = 0.0
+                    await asyncio.sleep(min(cfg.tick * 2, 1.0))
+                    continue
+                self.stats.ticks += 1
+                self.stats.last_tick_at = self.clock.now()
+                if more:
+                    continue
+                self._wake.clear()
+                stop_wait = asyncio.ensure_future(stop.wait())
+                wake_wait = asyncio.ensure_future(self._wake.wait())
+                try:
+                    await asyncio.wait(
+                        {stop_wait, wake_wait},
+                        timeout=cfg.tick,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                finally:
+                    stop_wait.cancel()
+                    wake_wait.cancel()
+        finally:
+            if self._leases:
+                leases = list(self._leases.values())
+                self._leases.clear()
+                try:
+                    await self._call(self.store.lease_release, leases)
+                except Exception:
+                    log.exception("could not release shard leases; they will expire")
+
+    # The methods below are synchronous: they run on the store's thread pool.
+
+    def refresh_leases(self) -> None:
+        now = self.clock.now()
+        ttl = timedelta(seconds=self.config.lease_ttl)
+        held = list(self._leases.values())
+        renewed = self.store.lease_renew(held, now=now, ttl=ttl) if held else []
+        self._leases = {_shard(lease): lease for lease in renewed}
+        for lease in held:
+            if _shard(lease) not in self._leases:
+                log.warning("lost the lease of %s", lease.name)
+        missing = [shard_lease_name(s) for s in range(SHARD_COUNT) if s not in self._leases]
+        if missing:
+            for lease in self.store.lease_acquire(missing, self.node_id, now=now, ttl=ttl):
+                self._leases[_shard(lease)] = lease
+
+    def materialize(self) -> bool:
+        """Plan and commit one batch of due jobs; True if more are due right away."""
+        now = self.clock.now()
+        horizon = now + timedelta(seconds=self.config.lookahead)
+        jobs = self.store.jobs_due(self.shards, horizon, self.config.batch)
+        if not jobs:
+            return False
+        plans: list[tuple[int, FirePlan]] = []
+        for job in jobs:
+            plan = plan_fires(job, now, horizon)
+            if plan is not None:
+                plans.append((job.shard, plan))
+        result = self.store.fires_commit(list(self._leases.values()), plans, now=now)
+        for shard in result.lost_shards:
+            lease = self._leases.pop(shard, None)
+            if lease is not None:
+                log.warning("lease of %s was taken over; dropping the shard", lease.name)
+        self.stats.runs_created += result.runs_created
+        self.stats.jobs_advanced += result.jobs_advanced
+        if result.runs_created and self._on_runs_created is not None:
+            self._on_runs_created()
+        # A full batch means more jobs may be due; so does a plan cut short by its limits.
+        return len(jobs) == self.config.batch or any(
+            p.next_fire_at is not None and p.next_fire_at <= horizon for _, p in plans
+        )
+
+    def reap(self) -> int:
+        now = self.clock.now()
+        expired = self.store.runs_expired(now=now, limit=self.config.reap_batch)
+        if not expired:
+            return 0
+        results = [
+            AttemptResult(
+                run_id=e.run_id,
+                token=e.token,
+                attempt=e.attempt,
+                worker_id=e.worker_id,
+                outcome=AttemptOutcome.LOST,
+                decision=decide_after_attempt(AttemptOutcome.LOST, e.failures, e.policy, now),
+                started_at=e.started_at,
+                finished_at=now,
+                error=f"lease expired: worker {e.worker_id} stopped heartbeating",
+                expired_before=now,
+            )
+            for e in expired
+        ]
+        recorded = sum(self.store.run_complete(results))
+        self.stats.runs_reaped += recorded
+        if recorded:
+            log.warning("reaped %d runs whose worker lease expired", recorded)
+            if self._on_runs_created is not None:
+                self._on_runs_created()
+        return recorded
+
+
+def _shard(lease: Lease) -> int:
+    return int(lease.name.rsplit(":", 1)[1])

@@ -1,0 +1,38 @@
+"""The public API is what ``oncely.__all__`` names; everything else is private."""
+
+from __future__ import annotations
+
+import oncely
+
+
+def test_exported_members_are_exactly_the_public_names() -> None:
+    public = {name for name in dir(oncely) if not name.startswith("_")}
+    modules = {"config", "domain", "runtime", "ports", "adapters", "api", "cli"}
+    assert public - modules == set(oncely.__all__) - {"__version__"}
+    for name in oncely.__all__:
+        assert getattr(oncely, name) is not None
+
+
+def test_app_signature_matches_the_docs() -> None:
+    import inspect
+
+    params = inspect.signature(oncely.App.add_job).parameters
+    for name in [
+        "cron",
+        "at",
+        "every",
+        "task",
+        "http",
+        "shell",
+        "sql",
+        "payload",
+        "retries",
+        "timezone",
+        "replace",
+        "overlap",
+        "misfire",
+        "queue",
+        "priority",
+        "timeout",
+    ]:
+        assert name in params
