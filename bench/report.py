@@ -310,7 +310,7 @@ def markdown(meta: dict[str, Any], results: list[Result], plots: list[str]) -> s
                     if r.extra.get("bytes_per_job")
                     else "—",
                     f"{r.extra.get('background_store_s', '—')} s "
-                    f"({r.extra.get('add_job_per_s', '—')}/s)",
+                    f"({r.extra.get('add_jobs_per_s', '—')}/s)",
                 ]
             )
         out.append(
@@ -325,7 +325,7 @@ def markdown(meta: dict[str, Any], results: list[Result], plots: list[str]) -> s
                     "dups",
                     "scheduler RSS (max)",
                     "bytes/job",
-                    "time to store them (add_job, 4 threads)",
+                    "time to store them (add_jobs)",
                 ],
                 rows_w3,
             )
@@ -334,8 +334,8 @@ def markdown(meta: dict[str, Any], results: list[Result], plots: list[str]) -> s
         out.append(
             "bytes/job = `pg_total_relation_size` of every table of the oncely schema (heap, "
             "indexes, TOAST) after storing them, divided by their count. 1M jobs take about "
-            "8 minutes to store through `add_job` here, and 10M over an hour, so they are "
-            "not in the standard set: `python -m bench --only W3 --w3-sizes 10000,1000000`."
+            "jobs are stored with `App.add_jobs` in chunks of 50,000. The 10M point is a "
+            "manual run: `python -m bench --only W3 --peers oncely --w3-sizes 10000,10000000`."
         )
     w4 = _find(results, "W4")
     if w4:
@@ -350,7 +350,7 @@ def markdown(meta: dict[str, Any], results: list[Result], plots: list[str]) -> s
                     r.store,
                     str(e.get("trials")),
                     f"{e.get('failover_median_s', '—')} s",
-                    ", ".join(f"{v:g}" for v in e.get("first_fire_s", [])),
+                    ", ".join(f"{v:g}" for v in e.get("materialized_s", [])),
                     f"{e.get('takeover_median_s', '—')} s",
                     f"{e.get('max_lag_median_s', '—')} s",
                     f"{r.lost} / {r.duplicates}",
@@ -361,7 +361,7 @@ def markdown(meta: dict[str, Any], results: list[Result], plots: list[str]) -> s
                 [
                     "configuration",
                     "trials",
-                    "failover (median)",
+                    "failover: kill → survivor's first run (median)",
                     "each trial (s)",
                     "lease takeover (median)",
                     "worst fire lag after the kill (median)",

@@ -30,10 +30,22 @@ class Settings:
     http_allowed_networks: tuple[str, ...] = ()
     sql_connections: Mapping[str, str] = field(default_factory=dict)
     lookahead: float = 5.0
-    scheduler_lease_ttl: float = 10.0
+    scheduler_lease_ttl: float = 2.5
     worker_lease_ttl: float = 30.0
+    worker_prefetch: float = 0.5
     shutdown_grace: float = 30.0
     log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        for name in ("lookahead", "scheduler_lease_ttl", "worker_lease_ttl"):
+            if not 0 < getattr(self, name) <= 3600:
+                raise InvalidInput(f"{name} must be in (0, 3600] seconds")
+        if not 0 <= self.worker_prefetch <= min(5.0, self.worker_lease_ttl / 3):
+            raise InvalidInput(
+                "worker_prefetch must be between 0 and 5 s (and a third of the lease)"
+            )
+        if self.shutdown_grace < 0:
+            raise InvalidInput("shutdown_grace must not be negative")
 
     def action_settings(self) -> ActionSettings:
         return ActionSettings(

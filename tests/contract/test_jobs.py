@@ -139,3 +139,39 @@ def _ttl():  # type: ignore[no-untyped-def]
     from datetime import timedelta
 
     return timedelta(seconds=10)
+
+
+def test_bulk_create_stores_every_job_with_every_field(store: Store) -> None:
+    jobs = [
+        make_job(name=f"bulk-{i:05d}", payload={"i": i} if i % 2 else None) for i in range(12_000)
+    ]
+    jobs.append(
+        make_job(
+            name="bulk-custom",
+            schedule=CronSchedule(
+                expr="30 2 * * *", timezone="Australia/Lord_Howe", dst_gap="skip", dst_fold="last"
+            ),
+            policy=Policy(max_retries=0, base_delay=2, timeout=5, misfire="skip", priority=-3),
+            paused=True,
+        )
+    )
+    assert store.jobs_create(jobs, now=T0) == len(jobs)
+    for job in (jobs[0], jobs[7_777], jobs[-1]):
+        assert store.job_get("alice", job.id) == job
+    assert len(store.job_list("alice", limit=20_000)) == len(jobs)
+
+
+def test_bulk_create_is_all_or_nothing(store: Store) -> None:
+    store.job_create(make_job(name="taken"), now=T0)
+    batch = [make_job(name=f"new-{i}") for i in range(6_000)]
+    # The taken name sits in the second internal chunk: the first must roll back too.
+    batch.insert(5_500, make_job(name="taken"))
+    with pytest.raises(Conflict, match="'taken'"):
+        store.jobs_create(batch, now=T0)
+    assert [j.name for j in store.job_list("alice")] == ["taken"]
+
+    twice = [make_job(name="a"), make_job(name="b"), make_job(name="a")]
+    with pytest.raises(Conflict, match="given twice"):
+        store.jobs_create(twice, now=T0)
+    assert [j.name for j in store.job_list("alice")] == ["taken"]
+    assert store.jobs_create([], now=T0) == 0

@@ -347,3 +347,24 @@ def test_decision_for_succeeded_run_has_no_due(store: Store) -> None:
     assert decide_after_attempt(AttemptOutcome.SUCCEEDED, 0, Policy(), T0) == RunDecision(
         RunState.SUCCEEDED, 0
     )
+
+
+def test_prefetch_claims_soon_due_runs_to_start_at_their_due_time(store: Store) -> None:
+    free = store.job_create(make_job(), now=T0)
+    guarded = store.job_create(make_job(policy=Policy(overlap="forbid")), now=T0)
+    soon = _trigger(store, free, later(10.3))
+    guarded_soon = _trigger(store, guarded, later(10.2))
+    _trigger(store, free, later(11))  # beyond the window
+
+    ahead = store.run_claim(ClaimParams("w1", "default", 10, later(10), TTL, later(10.5)))
+    # Only the run of the job that allows overlap is claimed early, and it starts when due.
+    assert [c.run_id for c in ahead] == [soon.id]
+    assert ahead[0].started_at == later(10.3)
+    run = store.run_get(None, soon.id)
+    assert run is not None and run.state is RunState.RUNNING and run.started_at == later(10.3)
+    # The guarded one is claimed once due, like any run.
+    due = store.run_claim(ClaimParams("w1", "default", 10, later(10.2), TTL, later(10.7)))
+    assert [c.run_id for c in due] == [guarded_soon.id]
+    assert due[0].started_at == later(10.2)
+    # Without a window nothing more is due yet.
+    assert _claim(store, now=later(10.9)) == []

@@ -53,10 +53,14 @@ def test_per_second_cron_runs_each_fire_once(tmp_path: Path) -> None:
     def tick(ctx: oncely.TaskContext) -> dict[str, Any]:
         with lock:
             seen.append((ctx.run_id, ctx.scheduled_for.isoformat(), ctx.fencing_token))
+            early.append(ctx.scheduled_for.timestamp() - time.time())
         return {"ok": True, "payload": ctx.payload}
 
+    early: list[float] = []
     app.add_job("every second", cron="* * * * * *", task="tick", payload={"n": 1})
     run_until(app, lambda: len(seen) >= 4)
+    # Runs are claimed up to worker_prefetch ahead, but none starts before its fire time.
+    assert max(early) <= 0, f"a run started {max(early) * 1000:.3f} ms early"
     runs = app.list_runs("every second", states=["succeeded"])
     assert len(runs) >= 4
     fires = [s for _, s, _ in seen]
@@ -351,3 +355,53 @@ def test_scheduler_survives_a_failing_store_call(tmp_path: Path) -> None:
     run_until(app, lambda: len(ran) >= 2, timeout=15)
     assert failures["left"] == 0
     app.close()
+
+
+def test_add_jobs_in_bulk_runs_them_and_refuses_bad_batches_whole(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    ran: list[str] = []
+    lock = threading.Lock()
+
+    @app.task("note")
+    def note(ctx: oncely.TaskContext) -> None:
+        with lock:
+            ran.append(ctx.payload["n"])
+
+    specs = [
+        {"name": f"once-{i}", "at": "2001-01-01T00:00:00Z", "task": "note", "payload": {"n": i}}
+        for i in range(300)
+    ]
+    specs.append({"name": "yearly", "cron": "0 0 1 1 *", "task": "note", "retries": 0})
+    assert app.add_jobs(specs) == 301
+    assert app.get_job("yearly").policy.max_retries == 0
+
+    bad_batches: list[tuple[list[dict[str, Any]], type[Exception], str]] = [
+        ([{"name": "x", "cron": "61 * * * *", "task": "note"}], oncely.InvalidInput, "job 0"),
+        (
+            [
+                {"name": "y", "at": "2030-01-01T00:00:00Z", "task": "note"},
+                {"name": "once-5", "every": "5m", "task": "note"},
+            ],
+            oncely.Conflict,
+            "once-5",
+        ),
+        (
+            [{"name": "z", "cron": "* * * * *", "task": "note", "colour": "red"}],
+            oncely.InvalidInput,
+            "colour",
+        ),
+        ([{"cron": "* * * * *", "task": "note"}], oncely.InvalidInput, "name"),
+        (
+            [{"name": "w", "cron": "* * * * *", "task": "note", "replace": True}],
+            oncely.InvalidInput,
+            "replace",
+        ),
+    ]
+    for batch, error, words in bad_batches:
+        with pytest.raises(error, match=words):
+            app.add_jobs(batch)
+    assert len(app.list_jobs(limit=1000)) == 301
+
+    run_until(app, lambda: len(ran) >= 300)
+    time.sleep(0.3)
+    assert sorted(ran) == list(range(300))

@@ -16,7 +16,7 @@ from oncely.domain.actions import action_from_dict, action_to_dict
 from oncely.domain.jobs import Job
 from oncely.domain.policy import Policy, policy_from_dict, policy_to_dict
 from oncely.domain.runs import Attempt, AttemptOutcome, Run, RunState
-from oncely.domain.schedule import schedule_from_dict, schedule_to_dict
+from oncely.domain.schedule import Schedule, schedule_from_dict, schedule_to_dict
 from oncely.ports.store import ClaimedRun
 
 
@@ -48,16 +48,49 @@ def _json(value: Any) -> Any:
     return value
 
 
+# What the schedule and policy columns leave out. Bytes per stored job matter at millions of
+# jobs, and most jobs keep most defaults: a default policy is stored as three keys, not ten.
+# These values are part of the storage format, frozen here on purpose: they are not read from
+# ``Policy``, so changing a default there can never change what an already stored job means.
+# ``queue``, ``priority`` and ``overlap`` are always stored: SQL reads them.
+_STORED_POLICY_DEFAULTS: dict[str, Any] = {
+    "max_retries": 3,
+    "base_delay": 1.0,
+    "max_delay": 300.0,
+    "timeout": None,
+    "misfire": "run_once",
+    "misfire_grace": 60.0,
+    "misfire_cap": 100,
+}
+_STORED_SCHEDULE_DEFAULTS: dict[str, Any] = {
+    "timezone": "UTC",
+    "dst_gap": "shift",
+    "dst_fold": "first",
+    "start": None,
+    "end": None,
+    "jitter": 0.0,
+}
+
+
+def _compact(data: dict[str, Any], defaults: dict[str, Any]) -> str:
+    kept = {k: v for k, v in data.items() if k not in defaults or v != defaults[k]}
+    return json.dumps(kept, separators=(",", ":"))
+
+
 def job_columns(job: Job) -> dict[str, Any]:
     """The JSON-bearing columns of a job, serialized as text."""
     return {
-        "schedule": json.dumps(schedule_to_dict(job.schedule), separators=(",", ":")),
+        "schedule": _compact(schedule_to_dict(job.schedule), _STORED_SCHEDULE_DEFAULTS),
         "action": json.dumps(action_to_dict(job.action), separators=(",", ":")),
         "payload": None
         if job.payload is None
         else json.dumps(job.payload, separators=(",", ":"), ensure_ascii=False),
-        "policy": json.dumps(policy_to_dict(job.policy), separators=(",", ":")),
+        "policy": _compact(policy_to_dict(job.policy), _STORED_POLICY_DEFAULTS),
     }
+
+
+def schedule_from_row(value: Any) -> Schedule:
+    return schedule_from_dict({**_STORED_SCHEDULE_DEFAULTS, **_json(value)})
 
 
 def job_from_row(row: Row, ts: ToDatetime) -> Job:
@@ -66,10 +99,10 @@ def job_from_row(row: Row, ts: ToDatetime) -> Job:
         id=str(row["id"]),
         owner=row["owner"],
         name=row["name"],
-        schedule=schedule_from_dict(_json(row["schedule"])),
+        schedule=schedule_from_row(row["schedule"]),
         action=action_from_dict(_json(row["action"])),
         payload=None if payload is None else _json(payload),
-        policy=policy_from_dict(_json(row["policy"])),
+        policy=policy_from_row(row["policy"]),
         paused=bool(row["paused"]),
         next_fire_at=None if row["next_fire_at"] is None else ts(row["next_fire_at"]),
         shard=row["shard"],
@@ -80,7 +113,7 @@ def job_from_row(row: Row, ts: ToDatetime) -> Job:
 
 
 def policy_from_row(value: Any) -> Policy:
-    return policy_from_dict(_json(value))
+    return policy_from_dict({**_STORED_POLICY_DEFAULTS, **_json(value)})
 
 
 def payload_from_row(value: Any) -> Any:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import re
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from oncely.domain.actions import Action, validate_action
-from oncely.domain.errors import InvalidInput
+from oncely.domain.errors import Conflict, InvalidInput
 from oncely.domain.limits import MAX_NAME_CHARS, MAX_PAYLOAD_BYTES
 from oncely.domain.policy import Policy
 
@@ -89,3 +90,22 @@ def validate_job_parts(owner: str, name: str, action: Action, payload: Any, poli
     encode_payload(payload)
     if not isinstance(policy, Policy):
         raise InvalidInput("policy must be a Policy", field="policy")
+
+
+def refuse_duplicate_names(jobs: Sequence[Job]) -> None:
+    """A bulk creation naming one job twice is refused before anything is written."""
+    seen: set[tuple[str, str]] = set()
+    for job in jobs:
+        key = (job.owner, job.name)
+        if key in seen:
+            raise Conflict(f"job {job.name!r} is given twice; nothing was stored")
+        seen.add(key)
+
+
+def refuse_taken_names(jobs: Sequence[Job], stored: set[tuple[str, str]]) -> None:
+    """After a bulk insert that skipped taken names: name them (the caller rolls back)."""
+    taken = [job.name for job in jobs if (job.owner, job.name) not in stored]
+    if taken:
+        shown = ", ".join(repr(n) for n in taken[:5])
+        more = f" and {len(taken) - 5} more" if len(taken) > 5 else ""
+        raise Conflict(f"jobs named {shown}{more} already exist; nothing was stored")

@@ -51,6 +51,11 @@ class ClaimParams:
     limit: int
     now: datetime
     lease_ttl: timedelta
+    prefetch_until: datetime | None = None
+    """Also claim runs due by then, if their job allows overlap. A worker starts such a run
+    at its due time (its ``started_at``), not at the claim: a burst of runs due at one instant
+    is claimed ahead and starts on time. Overlap-guarded runs are never claimed early: their
+    predecessor may still finish before they are due."""
 
 
 @dataclass(frozen=True)
@@ -146,6 +151,12 @@ class Store(Protocol):
         """Store a new job. A live job with the same (owner, name) is a ``Conflict`` unless
         ``replace``: then that job keeps its id, takes the new definition, its version grows,
         and its ``pending`` runs (materialized from the old schedule) are cancelled."""
+        ...
+
+    def jobs_create(self, jobs: Sequence[Job], *, now: datetime) -> int:
+        """Store many new jobs in one transaction, all or none: if any (owner, name) is taken
+        (by a live job or twice in ``jobs``), nothing is stored and ``Conflict`` names it.
+        Returns how many were stored."""
         ...
 
     def job_get(self, owner: str | None, job_id: str) -> Job | None: ...

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import signal
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -30,7 +31,7 @@ from oncely.domain.ids import new_id
 from oncely.domain.jobs import Job, shard_of, validate_job_parts
 from oncely.domain.policy import Misfire, Overlap, Policy
 from oncely.domain.runs import Attempt, Run, RunState
-from oncely.domain.schedule import AtSchedule, make_schedule, next_fire
+from oncely.domain.schedule import AtSchedule, initial_fire, make_schedule, next_fire
 from oncely.ports.actions import ActionExecutor, ActionSettings
 from oncely.ports.clock import Clock
 from oncely.ports.store import Store
@@ -89,6 +90,16 @@ def build_action(
         return action_from_dict({"kind": "shell", **spec})
     assert sql is not None
     return action_from_dict({"kind": "sql", **dict(sql)})
+
+
+def _job_args(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """``add_job``'s arguments from a spec: its defaults, overridden by the spec's keys."""
+    if "name" not in spec:
+        raise InvalidInput("a job spec needs a name", field="name")
+    unknown = set(spec) - set(_ADD_JOB_DEFAULTS) - {"name"}
+    if unknown:
+        raise InvalidInput(f"unknown job fields: {', '.join(sorted(unknown))}", field="spec")
+    return {**_ADD_JOB_DEFAULTS, **spec}
 
 
 class App:
@@ -194,61 +205,88 @@ class App:
         owner: str | None = None,
     ) -> Job:
         """Create a job (or, with ``replace=True``, redefine the job of that name)."""
-        if callable(task):
-            task_name = getattr(task, "__oncely_task__", None) or task.__name__
-        else:
-            task_name = task
+        args = dict(locals())
+        del args["self"], args["replace"]
         now = self.clock.now()
+        job = self._build_job(args, now)
+        stored = self.store.job_create(job, replace=replace, now=now)
+        if self.scheduler is not None:
+            self.scheduler.wake()
+        return stored
+
+    def add_jobs(self, specs: Iterable[Mapping[str, Any]]) -> int:
+        """Create many jobs in one transaction, all or none: each spec holds ``add_job``'s
+        arguments (``name`` included, ``replace`` not). Every spec is validated first; a bad
+        one (``InvalidInput``) or a taken name (``Conflict``) stores nothing. Returns the
+        number stored. Far faster than ``add_job`` in a loop for imports of thousands."""
+        now = self.clock.now()
+        jobs = []
+        for i, spec in enumerate(specs):
+            if "replace" in spec:
+                raise InvalidInput(
+                    f"job {i}: add_jobs does not replace; use add_job", field="replace"
+                )
+            try:
+                jobs.append(self._build_job(_job_args(spec), now))
+            except InvalidInput as exc:
+                raise InvalidInput(
+                    f"job {i} ({spec.get('name')!r}): {exc}", field=exc.field
+                ) from None
+        stored = self.store.jobs_create(jobs, now=now)
+        if self.scheduler is not None:
+            self.scheduler.wake()
+        return stored
+
+    def _build_job(self, a: Mapping[str, Any], now: datetime) -> Job:
+        task = a["task"]
+        task_name = (
+            (getattr(task, "__oncely_task__", None) or task.__name__) if callable(task) else task
+        )
         schedule = make_schedule(
-            cron=cron,
-            at=at,
-            every=every,
-            timezone=timezone,
-            dst_gap=dst_gap,
-            dst_fold=dst_fold,
-            start=start,
-            end=end,
-            jitter=jitter,
-            anchor=anchor,
+            cron=a["cron"],
+            at=a["at"],
+            every=a["every"],
+            timezone=a["timezone"],
+            dst_gap=a["dst_gap"],
+            dst_fold=a["dst_fold"],
+            start=a["start"],
+            end=a["end"],
+            jitter=a["jitter"],
+            anchor=a["anchor"],
             now=now,
         )
-        action = build_action(task=task_name, http=http, shell=shell, sql=sql)
+        action = build_action(task=task_name, http=a["http"], shell=a["shell"], sql=a["sql"])
         check_action_allowed(action, self.settings.action_settings())
         policy = Policy(
-            max_retries=retries,
-            base_delay=base_delay,
-            max_delay=max_delay,
-            timeout=timeout,
-            overlap=overlap,
-            misfire=misfire,
-            misfire_grace=misfire_grace,
-            queue=queue,
-            priority=priority,
+            max_retries=a["retries"],
+            base_delay=a["base_delay"],
+            max_delay=a["max_delay"],
+            timeout=a["timeout"],
+            overlap=a["overlap"],
+            misfire=a["misfire"],
+            misfire_grace=a["misfire_grace"],
+            queue=a["queue"],
+            priority=a["priority"],
         )
-        owner = owner or self.owner
-        validate_job_parts(owner, name, action, payload, policy)
+        owner = a["owner"] or self.owner
+        name = a["name"]
+        validate_job_parts(owner, name, action, a["payload"], policy)
         job_id = new_id(int(now.timestamp() * 1000))
-        from oncely.domain.schedule import initial_fire
-
-        job = Job(
+        return Job(
             id=job_id,
             owner=owner,
             name=name,
             schedule=schedule,
             action=action,
-            payload=payload,
+            payload=a["payload"],
             policy=policy,
-            paused=paused,
+            paused=a["paused"],
             next_fire_at=initial_fire(schedule, now),
             shard=shard_of(job_id),
             version=1,
             created_at=now,
             updated_at=now,
         )
-        stored = self.store.job_create(job, replace=replace, now=now)
-        if self.scheduler is not None:
-            self.scheduler.wake()
-        return stored
 
     def get_job(self, name_or_id: str, *, owner: str | None = None) -> Job:
         owner = owner or self.owner
@@ -394,6 +432,7 @@ class App:
                 config=WorkerConfig(
                     queues=dict(self.settings.queues),
                     lease_ttl=self.settings.worker_lease_ttl,
+                    prefetch=self.settings.worker_prefetch,
                     shutdown_grace=self.settings.shutdown_grace,
                 ),
                 caller=store_calls,
@@ -479,3 +518,11 @@ def _by_id(getter: Callable[[str | None, str], Any], owner: str | None, value: s
     except ValueError:
         return None
     return getter(owner, value)
+
+
+# add_job's keyword defaults, the one source for add_jobs' specs.
+_ADD_JOB_DEFAULTS: dict[str, Any] = {
+    name: param.default
+    for name, param in inspect.signature(App.add_job).parameters.items()
+    if param.kind is inspect.Parameter.KEYWORD_ONLY and name != "replace"
+}

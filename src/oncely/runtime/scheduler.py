@@ -47,7 +47,11 @@ class SchedulerConfig:
     lookahead: float = 5.0
     """Fires due within this many seconds are materialized as pending runs."""
     tick: float = 0.5
-    lease_ttl: float = 10.0
+    lease_ttl: float = 2.5
+    """Shard leases last this long unrenewed. Renewed every third of it; a standby tries to
+    take expired ones every ``acquire_interval``, so a dead holder's shards move within about
+    ``lease_ttl + acquire_interval`` (under the lookahead: no fire is late for it)."""
+    acquire_interval: float = 0.5
     batch: int = 2000
     reap_interval: float = 1.0
     reap_batch: int = 500
@@ -97,7 +101,7 @@ class Scheduler:
 
     async def run(self, stop: asyncio.Event) -> None:
         cfg = self.config
-        next_lease = next_reap = 0.0
+        next_lease = next_acquire = next_reap = 0.0
         loop = asyncio.get_running_loop()
         try:
             while not stop.is_set():
@@ -107,6 +111,10 @@ class Scheduler:
                     if mono >= next_lease:
                         await self._call(self.refresh_leases)
                         next_lease = mono + cfg.lease_ttl / 3
+                        next_acquire = mono + cfg.acquire_interval
+                    elif mono >= next_acquire and len(self._leases) < SHARD_COUNT:
+                        await self._call(self.acquire_free_shards)
+                        next_acquire = mono + cfg.acquire_interval
                     if self._leases:
                         more = await self._call(self.materialize)
                     if mono >= next_reap:
@@ -129,7 +137,9 @@ class Scheduler:
                 try:
                     await asyncio.wait(
                         {stop_wait, wake_wait},
-                        timeout=cfg.tick,
+                        timeout=cfg.tick
+                        if len(self._leases) == SHARD_COUNT
+                        else min(cfg.tick, cfg.acquire_interval),
                         return_when=asyncio.FIRST_COMPLETED,
                     )
                 finally:
@@ -155,8 +165,14 @@ class Scheduler:
         for lease in held:
             if _shard(lease) not in self._leases:
                 log.warning("lost the lease of %s", lease.name)
+        self.acquire_free_shards()
+
+    def acquire_free_shards(self) -> None:
+        """Take the shards whose lease is free or expired (a standby's whole job)."""
         missing = [shard_lease_name(s) for s in range(SHARD_COUNT) if s not in self._leases]
         if missing:
+            now = self.clock.now()
+            ttl = timedelta(seconds=self.config.lease_ttl)
             for lease in self.store.lease_acquire(missing, self.node_id, now=now, ttl=ttl):
                 self._leases[_shard(lease)] = lease
 

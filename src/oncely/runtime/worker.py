@@ -60,6 +60,10 @@ class WorkerConfig:
     """Queue name -> how many of its runs this worker executes at once."""
     lease_ttl: float = 30.0
     claim_batch: int = 500
+    prefetch: float = 0.5
+    """Claim runs due within this many seconds and start each at its due time: a burst due
+    at one instant is already held when it comes, so it starts on time (overlap-guarded
+    runs excepted, see ``ClaimParams.prefetch_until``). 0 claims only what is due."""
     idle_poll: float = 1.0
     shutdown_grace: float = 30.0
 
@@ -184,6 +188,7 @@ class Worker:
             claimed: list[ClaimedRun] = []
             want = min(free, cfg.claim_batch)
             if want > 0:
+                now = self.clock.now()
                 try:
                     claimed = await self._call(
                         self.store.run_claim,
@@ -191,8 +196,9 @@ class Worker:
                             self.worker_id,
                             queue,
                             want,
-                            self.clock.now(),
+                            now,
                             timedelta(seconds=cfg.lease_ttl),
+                            prefetch_until=now + timedelta(seconds=cfg.prefetch),
                         ),
                     )
                 except Exception:
@@ -212,7 +218,12 @@ class Worker:
                     log.exception("could not read the next due time of queue %s", queue)
                     due = None
                 if due is not None:
-                    timeout = min(timeout, max((due - self.clock.now()).total_seconds(), 0.002))
+                    # Wake when the next run enters the prefetch window; if it already has
+                    # (it was not claimable early), when it is due.
+                    wait = (due - self.clock.now()).total_seconds()
+                    if wait > cfg.prefetch:
+                        wait -= cfg.prefetch
+                    timeout = min(timeout, max(wait, 0.002))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout)
 
@@ -226,6 +237,11 @@ class Worker:
     async def _execute(self, attempt: _Attempt) -> None:
         run = attempt.claimed
         try:
+            # A prefetched run starts at its due time (the claim set started_at to it).
+            # Checked against the clock again after the sleep: the event loop may wake a timer
+            # up to its clock resolution early, and a run never starts before it is due.
+            while (early := (run.started_at - self.clock.now()).total_seconds()) > 0:
+                await asyncio.sleep(early)
             result = await self._attempt(run)
             if result is not None:
                 self._post(result)

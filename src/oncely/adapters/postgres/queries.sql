@@ -59,6 +59,19 @@ ON CONFLICT (owner, name) WHERE deleted_at IS NULL DO NOTHING
 RETURNING id, owner, name, schedule, action, payload::text AS payload, policy, paused,
           next_fire_at, shard, version, created_at, updated_at;
 
+-- name: jobs_insert_many
+-- Bulk creation (all or none: the caller compares the names returned with those given).
+INSERT INTO jobs (id, owner, name, schedule, action, payload, policy, paused, next_fire_at,
+                  shard, version, created_at, updated_at)
+SELECT j.id, j.owner, j.name, j.schedule::jsonb, j.action::jsonb, j.payload::jsonb,
+       j.policy::jsonb, j.paused, j.next_fire_at, j.shard, 1, %(now)s, %(now)s
+FROM unnest(%(ids)s::uuid[], %(owners)s::text[], %(names)s::text[], %(schedules)s::text[],
+            %(actions)s::text[], %(payloads)s::text[], %(policies)s::text[],
+            %(paused)s::boolean[], %(next_fire_ats)s::timestamptz[], %(shards)s::smallint[])
+     AS j (id, owner, name, schedule, action, payload, policy, paused, next_fire_at, shard)
+ON CONFLICT (owner, name) WHERE deleted_at IS NULL DO NOTHING
+RETURNING owner, name;
+
 -- name: job_replace
 UPDATE jobs
 SET schedule = %(schedule)s::jsonb, action = %(action)s::jsonb, payload = %(payload)s::jsonb,
@@ -221,7 +234,7 @@ RETURNING queue, state;
 -- pass over each other's candidates instead of queueing behind them.
 SELECT id, job_id, overlap, scheduled_for FROM runs
 WHERE queue = %(queue)s AND state IN ('pending', 'queued', 'retrying')
-  AND due_at <= %(now)s
+  AND due_at <= %(horizon)s AND (due_at <= %(now)s OR overlap = 'allow')
 ORDER BY priority DESC, due_at
 LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED;
@@ -282,7 +295,7 @@ WITH claim AS MATERIALIZED (
 UPDATE runs r
 SET state = 'running', attempt = r.attempt + 1, token = c.token,
     worker_id = %(worker_id)s, lease_expires_at = %(lease_expires_at)s,
-    started_at = %(now)s, error = NULL
+    started_at = GREATEST(r.due_at, %(now)s), error = NULL
 FROM claim c, jobs j
 WHERE r.id = c.id AND j.id = r.job_id
   -- Redundant with the join, but it lets the planner see the batch's size and probe the

@@ -62,7 +62,7 @@ from oncely.adapters.sqlfile import load_migrations, load_queries
 from oncely.domain.errors import Conflict, InvalidInput, NotFound
 from oncely.domain.firing import FirePlan
 from oncely.domain.ids import new_id
-from oncely.domain.jobs import Job
+from oncely.domain.jobs import Job, refuse_duplicate_names, refuse_taken_names
 from oncely.domain.overlap import ClaimCandidate, resolve_overlap
 from oncely.domain.runs import CANCELLABLE_STATES, Attempt, Run, RunState
 from oncely.ports.store import (
@@ -239,6 +239,34 @@ class PostgresStore:
                     )
                     return job_from_row(rows[0], _ts)
         raise Conflict(f"job {job.name!r} keeps changing concurrently; retry")
+
+    def jobs_create(self, jobs: Sequence[Job], *, now: datetime) -> int:
+        refuse_duplicate_names(jobs)
+        stored: set[tuple[str, str]] = set()
+        with self._tx() as conn:
+            # One transaction, statements of a bounded size (arrays of 1M rows would be
+            # built in memory on both sides).
+            for i in range(0, len(jobs), _BULK_CHUNK):
+                chunk = jobs[i : i + _BULK_CHUNK]
+                cols = [job_columns(j) for j in chunk]
+                params = {
+                    "ids": [UUID(j.id) for j in chunk],
+                    "owners": [j.owner for j in chunk],
+                    "names": [j.name for j in chunk],
+                    "schedules": [c["schedule"] for c in cols],
+                    "actions": [c["action"] for c in cols],
+                    "payloads": [c["payload"] for c in cols],
+                    "policies": [c["policy"] for c in cols],
+                    "paused": [j.paused for j in chunk],
+                    "next_fire_ats": [j.next_fire_at for j in chunk],
+                    "shards": [j.shard for j in chunk],
+                    "now": now,
+                }
+                rows = _fetch(conn, "jobs_insert_many", params)
+                stored.update((r["owner"], r["name"]) for r in rows)
+                if len(rows) != len(chunk):
+                    refuse_taken_names(chunk, stored)
+        return len(stored)
 
     def job_get(self, owner: str | None, job_id: str) -> Job | None:
         uid = _uuid(job_id)
@@ -448,7 +476,12 @@ class PostgresStore:
             candidates = _fetch(
                 conn,
                 "claim_candidates",
-                {"queue": params.queue, "now": now, "limit": params.limit},
+                {
+                    "queue": params.queue,
+                    "now": now,
+                    "horizon": max(now, params.prefetch_until or now),
+                    "limit": params.limit,
+                },
             )
             if not candidates:
                 return []
@@ -679,6 +712,9 @@ class PostgresStore:
 
 
 # -- helpers ------------------------------------------------------------------------------
+
+
+_BULK_CHUNK = 5000
 
 
 def _fetch(conn: Conn, query: str, params: dict[str, Any]) -> list[Row]:

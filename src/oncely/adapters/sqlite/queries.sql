@@ -9,6 +9,16 @@ INSERT INTO jobs (id, owner, name, schedule, action, payload, policy, paused, ne
 VALUES (:id, :owner, :name, :schedule, :action, :payload, :policy, :paused, :next_fire_at,
         :shard, :version, :created_at, :updated_at);
 
+-- name: job_insert_or_skip
+-- Bulk creation: a taken name is skipped, and the caller, counting, refuses the whole batch.
+INSERT OR IGNORE INTO jobs (id, owner, name, schedule, action, payload, policy, paused,
+                            next_fire_at, shard, version, created_at, updated_at)
+VALUES (:id, :owner, :name, :schedule, :action, :payload, :policy, :paused, :next_fire_at,
+        :shard, :version, :created_at, :updated_at);
+
+-- name: jobs_by_ids
+SELECT owner, name FROM jobs WHERE id IN (SELECT value FROM json_each(:ids));
+
 -- name: job_replace
 UPDATE jobs
 SET schedule = :schedule, action = :action, payload = :payload, policy = :policy,
@@ -91,7 +101,8 @@ WHERE id = :id AND version = :version AND next_fire_at = :old_next_fire_at
 
 -- name: claim_candidates
 SELECT id, job_id, overlap, scheduled_for FROM runs
-WHERE queue = :queue AND state IN ('pending', 'queued', 'retrying') AND due_at <= :now
+WHERE queue = :queue AND state IN ('pending', 'queued', 'retrying')
+  AND due_at <= :horizon AND (due_at <= :now OR overlap = 'allow')
 ORDER BY priority DESC, due_at
 LIMIT :limit;
 
@@ -101,7 +112,7 @@ SELECT id FROM runs WHERE job_id = :job_id AND state IN ('running', 'retrying');
 -- name: run_start
 UPDATE runs
 SET state = 'running', attempt = attempt + 1, token = :token, worker_id = :worker_id,
-    lease_expires_at = :lease_expires_at, started_at = :now, error = NULL
+    lease_expires_at = :lease_expires_at, started_at = max(due_at, :now), error = NULL
 WHERE id = :id;
 
 -- name: run_skip

@@ -39,7 +39,7 @@ from oncely.adapters.sqlfile import load_migrations, load_queries
 from oncely.domain.errors import Conflict, NotFound
 from oncely.domain.firing import FirePlan
 from oncely.domain.ids import new_id
-from oncely.domain.jobs import Job
+from oncely.domain.jobs import Job, refuse_duplicate_names, refuse_taken_names
 from oncely.domain.overlap import ClaimCandidate, resolve_overlap
 from oncely.domain.runs import Attempt, Run, RunState
 from oncely.ports.store import (
@@ -209,6 +209,40 @@ class SqliteStore:
                 job_id = job.id
             row = conn.execute(Q["job_by_id"], {"id": job_id, "owner": None}).fetchone()
         return job_from_row(row, from_micros)
+
+    def jobs_create(self, jobs: Sequence[Job], *, now: datetime) -> int:
+        refuse_duplicate_names(jobs)
+        if not jobs:
+            return 0
+        at = to_micros(now)
+        params = [
+            {
+                **job_columns(job),
+                "id": job.id,
+                "owner": job.owner,
+                "name": job.name,
+                "paused": int(job.paused),
+                "next_fire_at": _us(job.next_fire_at),
+                "shard": job.shard,
+                "version": 1,
+                "created_at": at,
+                "updated_at": at,
+            }
+            for job in jobs
+        ]
+        with self._write() as conn:
+            before = conn.total_changes
+            conn.executemany(Q["job_insert_or_skip"], params)
+            stored = conn.total_changes - before
+            if stored != len(jobs):
+                names = {
+                    (r["owner"], r["name"])
+                    for r in conn.execute(
+                        Q["jobs_by_ids"], {"ids": json.dumps([j.id for j in jobs])}
+                    )
+                }
+                refuse_taken_names(jobs, names)
+        return stored
 
     def job_get(self, owner: str | None, job_id: str) -> Job | None:
         rows = self._read("job_by_id", {"id": job_id, "owner": owner})
@@ -417,7 +451,13 @@ class SqliteStore:
         expires = to_micros(params.now + params.lease_ttl)
         with self._write() as conn:
             rows = conn.execute(
-                Q["claim_candidates"], {"queue": params.queue, "now": now, "limit": params.limit}
+                Q["claim_candidates"],
+                {
+                    "queue": params.queue,
+                    "now": now,
+                    "horizon": max(now, to_micros(params.prefetch_until or params.now)),
+                    "limit": params.limit,
+                },
             ).fetchall()
             if not rows:
                 return []
