@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import signal
 import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -33,8 +34,14 @@ AREAS = [
 ]
 
 
+def _py_spy() -> str | None:
+    """py-spy on PATH, or beside this interpreter (a venv's bin/ is often not on PATH)."""
+    beside = Path(sys.executable).with_name("py-spy")
+    return shutil.which("py-spy") or (str(beside) if beside.exists() else None)
+
+
 def available() -> str | None:
-    return None if shutil.which("py-spy") else "py-spy is not installed (pip install py-spy)"
+    return None if _py_spy() else "py-spy is not installed (pip install py-spy)"
 
 
 class Profiler:
@@ -48,7 +55,8 @@ class Profiler:
         proc = Proc(
             f"py-spy-{name}",
             [
-                "py-spy", "record", "--pid", str(pid), "--format", "raw", "--rate", "200",
+                _py_spy() or "py-spy", "record", "--pid", str(pid), "--format", "raw",
+                "--rate", "200",
                 "--nonblocking", "--threads", "--output", str(out),
             ],
             self.directory,

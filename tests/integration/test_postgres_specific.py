@@ -379,7 +379,11 @@ def test_hot_queries_use_their_partial_indexes(store: PostgresStore, pg_url: str
     with _sql(store, pg_url) as conn:
         conn.execute("ANALYZE runs")
         conn.execute("ANALYZE jobs")
-        claim = _plan(conn, "claim_candidates", {"queue": "q1", "now": later(100), "limit": 500})
+        claim = _plan(
+            conn,
+            "claim_candidates",
+            {"queue": "q1", "now": later(100), "horizon": later(100.5), "limit": 500},
+        )
         assert "runs_claim" in claim, claim
         next_due = _plan(conn, "runs_next_due", {"queues": ["q1", "q2"]})
         assert "runs_due" in next_due, next_due

@@ -9,10 +9,13 @@ which a wrong wall-clock setting or an NTP step does not move.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+
+log = logging.getLogger("oncely.clock")
 
 
 class SystemClock:
@@ -26,7 +29,9 @@ class DatabaseClock:
     """The database server's clock, advanced locally by the monotonic clock between samples.
 
     The offset is re-sampled every ``resync`` seconds; the sample is corrected by half the
-    round trip it took.
+    round trip it took. Only the first sample is taken in the caller's thread: later ones go
+    to a background thread, since ``now()`` is called on event loops that must not block on
+    a database round trip (the old offset, minutes old at most, is as good meanwhile).
     """
 
     def __init__(self, read_db_time: Callable[[], datetime], *, resync: float = 30.0) -> None:
@@ -35,6 +40,8 @@ class DatabaseClock:
         self._lock = threading.Lock()
         self._base: datetime | None = None
         self._base_mono = 0.0
+        self._resyncing = False
+        self._next_sync = 0.0
 
     def sync(self) -> None:
         before = time.monotonic()
@@ -43,15 +50,38 @@ class DatabaseClock:
         with self._lock:
             self._base = db_time + timedelta(seconds=(after - before) / 2)
             self._base_mono = after
+            self._next_sync = after + self._resync
 
     def now(self) -> datetime:
         mono = time.monotonic()
-        if self._base is None or mono - self._base_mono > self._resync:
+        if self._base is None:
             self.sync()
             mono = time.monotonic()
+        elif mono > self._next_sync:
+            self._resync_in_background()
         with self._lock:
             assert self._base is not None
             return self._base + timedelta(seconds=mono - self._base_mono)
+
+    def _resync_in_background(self) -> None:
+        with self._lock:
+            if self._resyncing:
+                return
+            self._resyncing = True
+
+        def resync() -> None:
+            try:
+                self.sync()
+            except Exception:
+                # The database is unreachable: keep the last offset; the next call retries.
+                log.warning("could not read the database clock; keeping the last offset")
+                with self._lock:
+                    self._next_sync = time.monotonic() + 1.0
+            finally:
+                with self._lock:
+                    self._resyncing = False
+
+        threading.Thread(target=resync, name="oncely-clock-sync", daemon=True).start()
 
 
 class FrozenClock:

@@ -33,13 +33,13 @@ import random
 import socket
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from oncely.domain.actions import PythonAction
 from oncely.domain.limits import MAX_ERROR_CHARS, MAX_OUTPUT_BYTES, cap_text
-from oncely.domain.runs import AttemptOutcome, decide_after_attempt
+from oncely.domain.runs import AttemptOutcome, RunDecision, RunState, decide_after_attempt
 from oncely.ports.actions import ActionContext, ActionExecutor, ActionResult
 from oncely.ports.clock import Clock
 from oncely.ports.store import AttemptResult, ClaimedRun, ClaimParams, Store
@@ -205,8 +205,7 @@ class Worker:
                     log.exception("claim failed on queue %s; retrying", queue)
                     await asyncio.sleep(1.0)
                     continue
-                for run in claimed:
-                    self._start(run)
+                self._hold(claimed)
             self.last_loop_at = self.clock.now()
             if want > 0 and len(claimed) == want:
                 continue  # there may be more due right now
@@ -227,21 +226,52 @@ class Worker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout)
 
-    def _start(self, run: ClaimedRun) -> None:
-        self.stats.claimed += 1
-        self._running[run.queue] = self._running.get(run.queue, 0) + 1
-        attempt = _Attempt(run)
-        self._attempts[run.run_id] = attempt
+    def _hold(self, claimed: list[ClaimedRun]) -> None:
+        """Take claimed runs into their slots; start the due ones, time the prefetched ones.
+
+        Prefetched runs wait in groups, one timer per start instant: a thousand runs due at
+        one second then cost one timer, not a thousand (the event loop pops timers one by one
+        before it runs any of them, a few microseconds each)."""
+        now = self.clock.now()
+        later: dict[datetime, list[_Attempt]] = {}
+        for run in claimed:
+            self.stats.claimed += 1
+            self._running[run.queue] = self._running.get(run.queue, 0) + 1
+            attempt = _Attempt(run)
+            self._attempts[run.run_id] = attempt
+            if run.started_at > now:
+                later.setdefault(run.started_at, []).append(attempt)
+            else:
+                self._start(attempt)
+        loop = asyncio.get_running_loop()
+        for at, group in later.items():
+            loop.call_later((at - now).total_seconds(), self._start_group, group)
+
+    def _start_group(self, group: list[_Attempt]) -> None:
+        early = (group[0].claimed.started_at - self.clock.now()).total_seconds()
+        if early > 0:
+            # The loop may fire a timer up to its clock resolution early; a run never starts
+            # before it is due.
+            asyncio.get_running_loop().call_later(early, self._start_group, group)
+            return
+        for attempt in group:
+            # Gone meanwhile: lost its lease, or released by a shutdown.
+            if self._attempts.get(attempt.claimed.run_id) is attempt:
+                self._start(attempt)
+
+    def _start(self, attempt: _Attempt) -> None:
+        run = attempt.claimed
         attempt.task = asyncio.create_task(self._execute(attempt), name=f"run-{run.run_id}")
+
+    def _unhold(self, attempt: _Attempt) -> None:
+        """Free the slot of a held run that never started."""
+        run = attempt.claimed
+        self._running[run.queue] -= 1
+        self._attempts.pop(run.run_id, None)
 
     async def _execute(self, attempt: _Attempt) -> None:
         run = attempt.claimed
         try:
-            # A prefetched run starts at its due time (the claim set started_at to it).
-            # Checked against the clock again after the sleep: the event loop may wake a timer
-            # up to its clock resolution early, and a run never starts before it is due.
-            while (early := (run.started_at - self.clock.now()).total_seconds()) > 0:
-                await asyncio.sleep(early)
             result = await self._attempt(run)
             if result is not None:
                 self._post(result)
@@ -425,15 +455,37 @@ class Worker:
                 continue
             for run_id, _ in held:
                 attempt = self._attempts.get(run_id)
-                if run_id not in kept and attempt is not None and attempt.task is not None:
-                    # Reaped, cancelled or replaced: stop the work, it can no longer record.
-                    log.warning("run %s: lease lost; cancelling the attempt", run_id)
-                    attempt.lost = True
-                    self.stats.lost += 1
+                if run_id in kept or attempt is None:
+                    continue
+                # Reaped, cancelled or replaced: stop the work, it can no longer record.
+                log.warning("run %s: lease lost; cancelling the attempt", run_id)
+                attempt.lost = True
+                self.stats.lost += 1
+                if attempt.task is not None:
                     attempt.task.cancel()
+                else:
+                    self._unhold(attempt)
 
     async def _drain(self) -> None:
         """Let running attempts finish within the grace period, then release the rest."""
+        for attempt in [a for a in self._attempts.values() if a.task is None]:
+            # Prefetched, not started: give the run straight back, due when it was due.
+            self._unhold(attempt)
+            run = attempt.claimed
+            now = self.clock.now()
+            released = self._result(run, AttemptOutcome.RELEASED, error="worker shut down")
+            self._post(
+                replace(
+                    released,
+                    decision=RunDecision(
+                        RunState.PENDING if run.started_at > now else RunState.QUEUED,
+                        run.failures,
+                        due_at=max(now, run.started_at),
+                    ),
+                    started_at=now,
+                    finished_at=now,
+                )
+            )
         tasks = [a.task for a in self._attempts.values() if a.task is not None]
         if not tasks:
             return
