@@ -51,8 +51,8 @@ STANDARD = Sizes(
     w1_timeout=180,
     w2_jobs=1_000,
     w2_seconds=60,
-    w3_sizes=(10_000, 100_000),
-    w3_jobs=100,
+    w3_sizes=(10_000, 100_000, 1_000_000),
+    w3_jobs=1_000,
     w3_seconds=20,
     w4_trials=3,
     # --w4-lease-ttl adds a W4 run with another scheduler lease TTL (default 2.5 s).
@@ -267,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
             "w3_seconds": sizes.w3_seconds,
             "w4_trials": w4_trials,
             "oncely_worker_concurrency": ob.WORKER_CONCURRENCY,
+            "oncely_workers": ob.WORKERS,
         },
         "skipped": skipped,
         "command": " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),

@@ -44,6 +44,9 @@ BULK_CHUNK = 50_000
 # The no-op is async: oncely runs coroutine tasks on the worker's event loop, where a slot
 # costs a coroutine, so one process takes 1,000 at once (the shape for I/O-bound tasks).
 WORKER_CONCURRENCY = int(os.environ.get("BENCH_ONCELY_CONCURRENCY", "1000"))
+# One worker process per core, as the peers run theirs (Celery -c 2, two Dramatiq, RQ,
+# procrastinate and APScheduler processes); plus the scheduler process.
+WORKERS = int(os.environ.get("BENCH_ONCELY_WORKERS", "2"))
 PROFILE_DIR: Path | None = None
 """When set (``--profile``), py-spy samples every oncely process of W1, W2 and W5."""
 
@@ -97,7 +100,7 @@ def creation_rate(app: oncely.App, n: int = 400) -> float:
     return n / create_jobs(app, specs)
 
 
-def start_pg_cluster(stack: Stack, store: str, workers: int = 1) -> None:
+def start_pg_cluster(stack: Stack, store: str, workers: int = WORKERS) -> None:
     stack.start("scheduler", cli(store, "scheduler"))
     for i in range(workers):
         stack.start(

@@ -206,8 +206,8 @@ def markdown(meta: dict[str, Any], results: list[Result], plots: list[str]) -> s
                     str(
                         r.extra.get(
                             "config",
-                            f"scheduler + worker, concurrency "
-                            f"{meta['sizes']['oncely_worker_concurrency']}",
+                            f"scheduler + {meta['sizes'].get('oncely_workers', 1)} worker "
+                            f"processes x {meta['sizes']['oncely_worker_concurrency']} slots",
                         )
                     ),
                 ]
