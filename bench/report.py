@@ -235,7 +235,7 @@ def markdown(meta: dict[str, Any], results: list[Result], plots: list[str]) -> s
         out.append("")
         out.append(
             "runs/s counts from the due instant to the last start. The jobs are stored before "
-            "the instant (oncely: `App.add_job` from 4 threads; see *enqueue/store time*)."
+            "the instant (oncely: `App.add_jobs`, one transaction; see *enqueue/store time*)."
         )
         for r in w1:
             for note in r.notes:
@@ -261,7 +261,13 @@ def markdown(meta: dict[str, Any], results: list[Result], plots: list[str]) -> s
                     *_lag_cells(r),
                     str(r.duplicates),
                     f"{ref:.1%}" if ref is not None else "—",
-                    str(r.extra.get("config", "scheduler + worker")),
+                    str(
+                        r.extra.get(
+                            "config",
+                            f"scheduler + {meta['sizes'].get('oncely_workers', 1)} worker "
+                            f"processes x {meta['sizes']['oncely_worker_concurrency']} slots",
+                        )
+                    ),
                 ]
             )
         out.append(
@@ -333,7 +339,7 @@ def markdown(meta: dict[str, Any], results: list[Result], plots: list[str]) -> s
         out.append("")
         out.append(
             "bytes/job = `pg_total_relation_size` of every table of the oncely schema (heap, "
-            "indexes, TOAST) after storing them, divided by their count. 1M jobs take about "
+            "indexes, TOAST) after storing them, divided by their count. The "
             "jobs are stored with `App.add_jobs` in chunks of 50,000. The 10M point is a "
             "manual run: `python -m bench --only W3 --peers oncely --w3-sizes 10000,10000000`."
         )
