@@ -481,6 +481,7 @@ def plots(results: list[Result], out: Path) -> list[str]:
         ax1.set_yscale("log")
         ax1.set_ylabel("runs/s (log)")
         ax1.set_title("W1 burst throughput")
+        ax1.tick_params(axis="x", labelrotation=20)
         for i, v in enumerate(values):
             ax1.text(i, v, f"{v:,.0f}", ha="center", va="bottom", fontsize=8)
         for r in ordered:
