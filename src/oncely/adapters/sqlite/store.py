@@ -191,21 +191,7 @@ class SqliteStore:
                 )
                 job_id = existing["id"]
             else:
-                conn.execute(
-                    Q["job_insert"],
-                    {
-                        **cols,
-                        "id": job.id,
-                        "owner": job.owner,
-                        "name": job.name,
-                        "paused": int(job.paused),
-                        "next_fire_at": _us(job.next_fire_at),
-                        "shard": job.shard,
-                        "version": job.version,
-                        "created_at": to_micros(job.created_at),
-                        "updated_at": to_micros(job.updated_at),
-                    },
-                )
+                conn.execute(Q["job_insert"], _job_params(job))
                 job_id = job.id
             row = conn.execute(Q["job_by_id"], {"id": job_id, "owner": None}).fetchone()
         return job_from_row(row, from_micros)
@@ -214,22 +200,7 @@ class SqliteStore:
         refuse_duplicate_names(jobs)
         if not jobs:
             return 0
-        at = to_micros(now)
-        params = [
-            {
-                **job_columns(job),
-                "id": job.id,
-                "owner": job.owner,
-                "name": job.name,
-                "paused": int(job.paused),
-                "next_fire_at": _us(job.next_fire_at),
-                "shard": job.shard,
-                "version": 1,
-                "created_at": at,
-                "updated_at": at,
-            }
-            for job in jobs
-        ]
+        params = [_job_params(job) for job in jobs]
         with self._write() as conn:
             before = conn.total_changes
             conn.executemany(Q["job_insert_or_skip"], params)
@@ -720,3 +691,18 @@ def _split_sql(script: str) -> list[str]:
     """Split a migration into statements (ours contain no semicolons inside literals)."""
     lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def _job_params(job: Job) -> dict[str, Any]:
+    return {
+        **job_columns(job),
+        "id": job.id,
+        "owner": job.owner,
+        "name": job.name,
+        "paused": int(job.paused),
+        "next_fire_at": _us(job.next_fire_at),
+        "shard": job.shard,
+        "version": job.version,
+        "created_at": to_micros(job.created_at),
+        "updated_at": to_micros(job.updated_at),
+    }
