@@ -51,7 +51,7 @@ class SchedulerConfig:
     """Shard leases last this long unrenewed. Renewed every third of it; a standby tries to
     take expired ones every ``acquire_interval``, so a dead holder's shards move within about
     ``lease_ttl + acquire_interval`` (under the lookahead: no fire is late for it)."""
-    acquire_interval: float = 0.5
+    acquire_interval: float = 0.2
     batch: int = 2000
     reap_interval: float = 1.0
     reap_batch: int = 500
