@@ -55,3 +55,8 @@ def test_quick_oncely_run_writes_a_report_without_dups_or_losses(tmp_path: Path)
         assert r["duplicates"] == 0, r
         assert r["lost"] == 0, r
     assert not (out / "tmp").exists()
+
+    from bench.headline import headline
+
+    table = headline(data["results"])
+    assert "| W1 burst" in table and "| W5 embedded" in table, table
