@@ -156,9 +156,8 @@ def test_cronsim_itself_follows_the_vixie_day_rule() -> None:
 
 
 def test_cronsim_disagreements_are_fixed_here() -> None:
-    # cronsim reads `5-5/10` as `5/10` (5, 15, 25...); Vixie cron reads it as the range 5-5.
-    it = CronSim("5-5/10 * * * *", JAN_2024)
-    assert [next(it) for _ in range(2)] == [datetime(2024, 1, 1, 0, 5), datetime(2024, 1, 1, 0, 15)]
+    # cronsim 2.8 read `5-5/10` as `5/10` (5, 15, 25...); Vixie cron reads it as the range 5-5.
+    # Fields reach cronsim as explicit values, so the answer does not depend on its version.
     assert fires("5-5/10 * * * *", JAN_2024, 2) == [
         datetime(2024, 1, 1, 0, 5),
         datetime(2024, 1, 1, 1, 5),

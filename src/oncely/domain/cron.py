@@ -16,7 +16,7 @@ engine, because the normalized text handed to cronsim no longer starts with ``*`
 
 Where cronsim 2.8 differs from what oncely promises, this module fixes it:
 
-* ``5-5/10`` means ``5`` in Vixie cron; cronsim reads it as ``5/10`` (5, 15, 25...). Every field
+* ``5-5/10`` means ``5`` in Vixie cron; cronsim 2.8 read it as ``5/10`` (5, 15, 25...). Every field
   is normalized to explicit values here, so cronsim never parses a step.
 * cronsim has no ``15W`` (nearest weekday) and no ``L-3`` (third-last day) in day-of-month;
   when they are used, day-of-month matching is done here (``_DaySpec.matches``).
