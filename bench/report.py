@@ -155,7 +155,7 @@ def markdown(meta: dict[str, Any], results: list[Result], plots: list[str]) -> s
     out.append(f"# oncely benchmarks — {meta['date'][:10]}")
     out.append("")
     out.append(
-        f"Run `{meta['command']}` ({meta['mode']} set) on {meta['date']} in {meta['elapsed_s']} s."
+        f"Run `{meta['command']}` ({meta['mode']} sizes) on {meta['date']} in {meta['elapsed_s']} s."
     )
     out.append("")
     out.append(
@@ -295,6 +295,9 @@ def markdown(meta: dict[str, Any], results: list[Result], plots: list[str]) -> s
             "`next_enqueue_time`); APScheduler reports `scheduled_fire_time`. A schedule that "
             "falls behind and skips or coalesces fires shows as fewer fires executed."
         )
+        for r in w2:
+            for note in r.notes:
+                out.append(f"- {r.system}: {note}")
     w3 = _find(results, "W3")
     if w3:
         out.append("")

@@ -8,6 +8,7 @@ beat's notion of when the fire should have happened.
 
 from __future__ import annotations
 
+import copy
 import os
 from datetime import timedelta
 
@@ -42,5 +43,8 @@ def noop(name: str, scheduled: float) -> None:
 class NominalScheduler(PersistentScheduler):
     def apply_async(self, entry, producer=None, advance=True, **kwargs):  # type: ignore[no-untyped-def]
         due = entry.last_run_at + entry.schedule.run_every
-        entry.args = (entry.name, due.timestamp())
-        return super().apply_async(entry, producer=producer, advance=advance, **kwargs)
+        # A copy: mutating the entry beat keeps would make its schedule differ from the
+        # snapshot tick() compares against, and beat would rebuild its heap on every tick.
+        sent = copy.copy(entry)
+        sent.args = (entry.name, due.timestamp())
+        return super().apply_async(sent, producer=producer, advance=advance, **kwargs)
