@@ -1,6 +1,7 @@
 """The README's headline table, from the committed results.
 
-    python -m bench.headline          # prints markdown to paste between the README's markers
+    python -m bench.headline          # prints the table (markdown)
+    python -m bench.headline --write  # puts it between the README's headline markers
 
 Reads ``bench/results/results.json`` (the standard set) and, if present, the manual W3 run in
 ``bench/results/w3-manual/results.json`` (1M and 10M stored jobs).
@@ -9,10 +10,14 @@ Reads ``bench/results/results.json`` (the standard set) and, if present, the man
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).parent / "results"
+README = Path(__file__).parent.parent / "README.md"
+BEGIN = "<!-- headline: from bench/results/report.md -->"
+END = "<!-- /headline -->"
 NAMES = {
     "celery": "Celery",
     "dramatiq": "Dramatiq",
@@ -119,14 +124,30 @@ def headline(results: list[Row], manual_w3: list[Row] | None = None) -> str:
     return "\n".join(lines)
 
 
-def main(results_dir: Path = RESULTS) -> None:
+def committed_headline(results_dir: Path = RESULTS) -> str:
+    """The table for the results in ``results_dir`` (and its manual W3 run, if any)."""
     results = json.loads((results_dir / "results.json").read_text("utf-8"))["results"]
     manual_path = results_dir / "w3-manual" / "results.json"
     manual = None
     if manual_path.exists():
         manual = _find(json.loads(manual_path.read_text("utf-8"))["results"], "W3", "oncely")
-    print(headline(results, manual))
+    return headline(results, manual)
+
+
+def with_headline(readme: str, table: str) -> str:
+    """``readme`` with ``table`` between its headline markers."""
+    start = readme.index(BEGIN) + len(BEGIN)
+    stop = readme.index(END, start)
+    return readme[:start] + "\n" + table + "\n" + readme[stop:]
+
+
+def main(argv: list[str]) -> None:
+    table = committed_headline()
+    if "--write" in argv:
+        README.write_text(with_headline(README.read_text("utf-8"), table), "utf-8")
+    else:
+        print(table)
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -60,3 +60,12 @@ def test_quick_oncely_run_writes_a_report_without_dups_or_losses(tmp_path: Path)
 
     table = headline(data["results"])
     assert "| W1 burst" in table and "| W5 embedded" in table, table
+
+
+def test_readme_headline_is_the_committed_results() -> None:
+    from bench.headline import README, committed_headline, with_headline
+
+    readme = README.read_text(encoding="utf-8")
+    assert with_headline(readme, committed_headline()) == readme, (
+        "README's headline table is stale: run `python -m bench.headline --write`"
+    )
