@@ -155,7 +155,8 @@ def markdown(meta: dict[str, Any], results: list[Result], plots: list[str]) -> s
     out.append(f"# oncely benchmarks — {meta['date'][:10]}")
     out.append("")
     out.append(
-        f"Run `{meta['command']}` ({meta['mode']} sizes) on {meta['date']} in {meta['elapsed_s']} s."
+        f"Run `{meta['command']}` ({meta['mode']} sizes) on {meta['date']} "
+        f"in {meta['elapsed_s']} s."
     )
     out.append("")
     out.append(
