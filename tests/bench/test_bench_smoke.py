@@ -69,3 +69,46 @@ def test_readme_headline_is_the_committed_results() -> None:
     assert with_headline(readme, committed_headline()) == readme, (
         "README's headline table is stale: run `python -m bench.headline --write`"
     )
+
+
+@pytest.mark.timeout(420)
+def test_quick_peer_run_drives_every_peer_end_to_end(tmp_path: Path) -> None:
+    """The peers' harness still works: each installed peer runs W1 (and W2 if it schedules)."""
+    out = tmp_path / "results"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--quick",
+            "--peers",
+            "celery,dramatiq,procrastinate,rq,apscheduler",
+            "--only",
+            "W1,W2",
+            "--no-plots",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    data = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    skipped = data["meta"]["skipped"]
+    # The peers are installed by scripts/install; PostgreSQL and Redis run on these machines.
+    assert not set(skipped) & {"celery", "dramatiq", "procrastinate", "rq", "apscheduler"}, skipped
+    ran = {(r["workload"], r["system"]): r for r in data["results"]}
+    for system in ("celery", "dramatiq", "procrastinate", "rq", "apscheduler"):
+        for workload in ("W1", "W2"):
+            if f"{workload} {system}" in skipped:
+                continue
+            r = ran[(workload, system)]
+            assert r["error"] is None, r
+            # W1 has every peer's whole quick burst run; W2 only that each fired (peers miss).
+            if workload == "W1":
+                assert r["ran"] == r["expected"] > 0, r
+            else:
+                assert r["ran"] > 0, r
