@@ -10,40 +10,37 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from bench.peers import PEERS
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_quick(out: Path, peers: str, only: str, timeout: float) -> dict[str, Any]:
+    """``python -m bench --quick`` into ``out``; its results.json once it exited cleanly."""
+    argv = ["-m", "bench", "--quick", "--peers", peers, "--only", only, "--no-plots"]
+    proc = subprocess.run(
+        [sys.executable, *argv, "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    data: dict[str, Any] = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    return data
 
 
 @pytest.mark.timeout(180)
 def test_quick_oncely_run_writes_a_report_without_dups_or_losses(tmp_path: Path) -> None:
     out = tmp_path / "results"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "--quick",
-            "--peers",
-            "oncely",
-            "--only",
-            "W1,W2,W5",
-            "--no-plots",
-            "--out",
-            str(out),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=170,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    data = run_quick(out, "oncely", "W1,W2,W5", timeout=170)
     report = (out / "report.md").read_text(encoding="utf-8")
     assert "# oncely benchmarks" in report
     assert "**Machine:**" in report
-    data = json.loads((out / "results.json").read_text(encoding="utf-8"))
     oncely = [r for r in data["results"] if r["system"] == "oncely"]
     stores = {r["store"] for r in oncely}
     assert {"SQLite burst", "SQLite steady"} <= stores, stores
@@ -75,33 +72,12 @@ def test_readme_headline_is_the_committed_results() -> None:
 def test_quick_peer_run_drives_every_peer_end_to_end(tmp_path: Path) -> None:
     """The peers' harness still works: each installed peer runs W1 (and W2 if it schedules)."""
     out = tmp_path / "results"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "--quick",
-            "--peers",
-            "celery,dramatiq,procrastinate,rq,apscheduler",
-            "--only",
-            "W1,W2",
-            "--no-plots",
-            "--out",
-            str(out),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=400,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    data = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    data = run_quick(out, ",".join(PEERS), "W1,W2", timeout=400)
     skipped = data["meta"]["skipped"]
     # The peers are installed by scripts/install; PostgreSQL and Redis run on these machines.
-    assert not set(skipped) & {"celery", "dramatiq", "procrastinate", "rq", "apscheduler"}, skipped
+    assert not set(skipped) & set(PEERS), skipped
     ran = {(r["workload"], r["system"]): r for r in data["results"]}
-    for system in ("celery", "dramatiq", "procrastinate", "rq", "apscheduler"):
+    for system in PEERS:
         for workload in ("W1", "W2"):
             if f"{workload} {system}" in skipped:
                 continue
