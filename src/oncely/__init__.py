@@ -13,12 +13,12 @@ app.add_job("daily report", cron="0 9 * * MON-FRI", timezone="Europe/Paris",
 app.run()
 """
 
+from oncely.app import App
 from oncely.config import Settings, load_settings
 from oncely.domain.errors import Conflict, InvalidInput, NotFound, OncelyError
 from oncely.domain.jobs import Job
 from oncely.domain.policy import Policy
 from oncely.domain.runs import Attempt, AttemptOutcome, Run, RunState
-from oncely.runtime.app import App
 from oncely.runtime.tasks import TaskContext
 
 __version__ = "0.1.0"

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-if TYPE_CHECKING:
-    from oncely.runtime.app import App
-
-STALE_LOOP = timedelta(seconds=30)
+Readiness = Callable[[], tuple[bool, dict[str, Any]]]
+"""Blocking probe: (ready, body). Given by the composition root (the engine's readiness)."""
 
 
-def create_http_app(app: App) -> FastAPI:
+def create_http_app(readiness: Readiness) -> FastAPI:
     api = FastAPI(title="oncely", version="0.1.0")
 
     @api.get("/healthz")
@@ -29,28 +26,8 @@ def create_http_app(app: App) -> FastAPI:
     @api.get("/readyz")
     async def readyz() -> JSONResponse:
         """The store answers with the current schema and the loops are turning (readiness)."""
-        problems: list[str] = []
-        body: dict[str, Any] = {}
-        try:
-            version = await asyncio.to_thread(app.store.schema_version)
-            body["schema_version"] = version
-            body.update(app.status())
-        except Exception as exc:
-            problems.append(f"store unreachable: {type(exc).__name__}: {exc}")
-        now = app.clock.now() if not problems else None
-        if now is not None:
-            if app.scheduler is not None:
-                last = app.scheduler.stats.last_tick_at
-                if last is None or now - last > STALE_LOOP:
-                    problems.append("scheduler loop is not turning")
-            if app.worker is not None:
-                last = app.worker.last_loop_at
-                if last is None or now - last > STALE_LOOP:
-                    problems.append("worker loop is not turning")
-        body["status"] = "ready" if not problems else "not ready"
-        if problems:
-            body["problems"] = problems
-        return JSONResponse(body, status_code=200 if not problems else 503)
+        ready, body = await asyncio.to_thread(readiness)
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     return api
 
@@ -82,10 +59,8 @@ class RunningServer:
             await asyncio.wait_for(self._task, 10)
 
 
-async def start_http(app: App, host: str, port: int) -> RunningServer:
-    config = uvicorn.Config(
-        create_http_app(app), host=host, port=port, log_level="warning", lifespan="off"
-    )
+async def start_http(asgi: Any, host: str, port: int) -> RunningServer:
+    config = uvicorn.Config(asgi, host=host, port=port, log_level="warning", lifespan="off")
     server = _EmbeddedServer(config)
     task = asyncio.create_task(server.serve())
     while not server.started:

@@ -17,12 +17,12 @@ from typing import Any
 
 import click
 
+from oncely.app import App
 from oncely.config import Settings, load_settings, parse_queues
 from oncely.domain.errors import Conflict, InvalidInput, NotFound, OncelyError
 from oncely.domain.jobs import Job
 from oncely.domain.runs import Run
 from oncely.domain.schedule import describe
-from oncely.runtime.app import App
 
 EXIT_INVALID, EXIT_NOT_FOUND, EXIT_CONFLICT = 2, 3, 4
 

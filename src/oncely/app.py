@@ -1,7 +1,9 @@
 """``oncely.App``: the Python API, and the process that runs scheduler, worker and HTTP.
 
 A script that registers tasks and jobs and calls ``app.run()`` is a complete single-machine
-deployment; ``oncely up`` is this with the settings taken from flags and environment.
+deployment; ``oncely up`` is this with the settings taken from flags and environment. The App
+sits above the runtime: it assembles the store, clock, executors and HTTP server through
+``oncely.compose`` and hands them to the ``Engine``.
 """
 
 from __future__ import annotations
@@ -10,19 +12,16 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import signal
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from oncely import compose
 from oncely.config import Settings, load_settings
 from oncely.domain.actions import (
     Action,
-    HttpAction,
     PythonAction,
-    ShellAction,
-    SqlAction,
     action_from_dict,
     validate_action,
 )
@@ -32,37 +31,16 @@ from oncely.domain.jobs import Job, shard_of, validate_job_parts
 from oncely.domain.policy import Misfire, Overlap, Policy
 from oncely.domain.runs import Attempt, Run, RunState
 from oncely.domain.schedule import AtSchedule, initial_fire, make_schedule, next_fire
-from oncely.ports.actions import ActionExecutor, ActionSettings
 from oncely.ports.clock import Clock
 from oncely.ports.store import Store
-from oncely.runtime.blocking import BlockingCaller
-from oncely.runtime.clock import DatabaseClock, SystemClock
-from oncely.runtime.scheduler import Scheduler, SchedulerConfig
-from oncely.runtime.tasks import PythonExecutor, TaskRegistry
-from oncely.runtime.worker import Worker, WorkerConfig
+from oncely.runtime.engine import ComponentStarter, Engine
+from oncely.runtime.scheduler import Scheduler
+from oncely.runtime.tasks import TaskRegistry
+from oncely.runtime.worker import Worker
 
 log = logging.getLogger("oncely")
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def check_action_allowed(action: Action, settings: ActionSettings) -> None:
-    """Refuse, at creation time, actions this server's configuration will never run."""
-    if isinstance(action, ShellAction) and not settings.allow_shell:
-        raise InvalidInput(
-            "shell actions are disabled on this server (an admin can set allow_shell)",
-            field="shell",
-        )
-    if isinstance(action, HttpAction):
-        from oncely.adapters.actions.netguard import validate_http_target
-
-        validate_http_target(action.url, settings)
-    if isinstance(action, SqlAction) and action.connection not in settings.sql_connections:
-        raise InvalidInput(
-            f"unknown SQL connection {action.connection!r}; "
-            "connections are configured by the server admin",
-            field="sql.connection",
-        )
 
 
 def build_action(
@@ -123,8 +101,7 @@ class App:
         self._clock = clock
         self.owner = owner
         self.registry = TaskRegistry()
-        self.scheduler: Scheduler | None = None
-        self.worker: Worker | None = None
+        self._engine: Engine | None = None
 
     # -- setup ----------------------------------------------------------------------------
 
@@ -138,22 +115,13 @@ class App:
     @property
     def store(self) -> Store:
         if self._store is None:
-            from oncely.adapters.factory import open_store
-
-            arg = self._store_arg
-            store = open_store(arg) if isinstance(arg, str) else arg
-            store.migrate()
-            self._store = store
+            self._store = compose.open_store(self._store_arg)
         return self._store
 
     @property
     def clock(self) -> Clock:
         if self._clock is None:
-            # One clock (guarantee 5): on PostgreSQL every node reads the database's.
-            if self.store.dialect == "postgresql":
-                self._clock = DatabaseClock(self.store.db_now)
-            else:
-                self._clock = SystemClock()
+            self._clock = compose.pick_clock(self.store)
         return self._clock
 
     def close(self) -> None:
@@ -210,8 +178,8 @@ class App:
         now = self.clock.now()
         job = self._build_job(args, now)
         stored = self.store.job_create(job, replace=replace, now=now)
-        if self.scheduler is not None:
-            self.scheduler.wake()
+        if self._engine is not None:
+            self._engine.wake_scheduler()
         return stored
 
     def add_jobs(self, specs: Iterable[Mapping[str, Any]]) -> int:
@@ -233,8 +201,8 @@ class App:
                     f"job {i} ({spec.get('name')!r}): {exc}", field=exc.field
                 ) from None
         stored = self.store.jobs_create(jobs, now=now)
-        if self.scheduler is not None:
-            self.scheduler.wake()
+        if self._engine is not None:
+            self._engine.wake_scheduler()
         return stored
 
     def _build_job(self, a: Mapping[str, Any], now: datetime) -> Job:
@@ -256,7 +224,7 @@ class App:
             now=now,
         )
         action = build_action(task=task_name, http=a["http"], shell=a["shell"], sql=a["sql"])
-        check_action_allowed(action, self.settings.action_settings())
+        compose.check_action_allowed(action, self.settings.action_settings())
         policy = Policy(
             max_retries=a["retries"],
             base_delay=a["base_delay"],
@@ -324,8 +292,8 @@ class App:
         )
         if updated is None:
             raise NotFound(f"no job named {name_or_id!r}")
-        if self.scheduler is not None:
-            self.scheduler.wake()
+        if self._engine is not None:
+            self._engine.wake_scheduler()
         return updated
 
     def trigger(self, name_or_id: str) -> Run:
@@ -335,8 +303,8 @@ class App:
         run = self.store.job_trigger(
             self.owner, job.id, run_id=new_id(int(now.timestamp() * 1000)), now=now
         )
-        if self.worker is not None:
-            self.worker.wake(run.queue)
+        if self._engine is not None:
+            self._engine.wake_worker(run.queue)
         return run
 
     def delete(self, name_or_id: str) -> None:
@@ -374,8 +342,8 @@ class App:
         run = self.store.run_requeue(self.owner, run_id, now=self.clock.now())
         if run is None:
             raise NotFound(f"no run {run_id}")
-        if self.worker is not None:
-            self.worker.wake(run.queue)
+        if self._engine is not None:
+            self._engine.wake_worker(run.queue)
         return run
 
     def cancel(self, run_id: str) -> Run:
@@ -386,16 +354,15 @@ class App:
 
     # -- running --------------------------------------------------------------------------
 
-    def executors(self, task_threads: ThreadPoolExecutor) -> dict[str, ActionExecutor]:
-        from oncely.adapters.actions import HttpExecutor, ShellExecutor, SqlExecutor
+    @property
+    def scheduler(self) -> Scheduler | None:
+        """The in-process scheduler while ``run`` runs."""
+        return self._engine.scheduler if self._engine is not None else None
 
-        action_settings = self.settings.action_settings()
-        return {
-            "python": PythonExecutor(self.registry, task_threads, action_settings.max_output_bytes),
-            "http": HttpExecutor(action_settings),
-            "shell": ShellExecutor(action_settings),
-            "sql": SqlExecutor(action_settings),
-        }
+    @property
+    def worker(self) -> Worker | None:
+        """The in-process worker while ``run`` runs."""
+        return self._engine.worker if self._engine is not None else None
 
     def run(self, *, scheduler: bool = True, worker: bool = True, serve_http: bool = False) -> None:
         """Run until SIGTERM or SIGINT; then stop claiming, finish or release work, exit."""
@@ -410,100 +377,51 @@ class App:
         stop: asyncio.Event | None = None,
         on_ready: Callable[[], None] | None = None,
     ) -> None:
-        stop = stop or asyncio.Event()
-        loop = asyncio.get_running_loop()
-        installed: list[signal.Signals] = []
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, stop.set)
-                installed.append(sig)
         store = await asyncio.to_thread(lambda: self.store)
-        clock = self.clock
         total = sum(self.settings.queues.values())
         task_threads = ThreadPoolExecutor(max_workers=max(total, 4), thread_name_prefix="task")
-        store_calls = BlockingCaller(8, "oncely-store")
-        executors = self.executors(task_threads) if worker else {}
-        if worker:
-            self.worker = Worker(
-                store,
-                clock,
-                executors,
-                registry=self.registry,
-                config=WorkerConfig(
-                    queues=dict(self.settings.queues),
-                    lease_ttl=self.settings.worker_lease_ttl,
-                    prefetch=self.settings.worker_prefetch,
-                    shutdown_grace=self.settings.shutdown_grace,
-                ),
-                caller=store_calls,
-            )
-        if scheduler:
-            self.scheduler = Scheduler(
-                store,
-                clock,
-                config=SchedulerConfig(
-                    lookahead=self.settings.lookahead,
-                    lease_ttl=self.settings.scheduler_lease_ttl,
-                ),
-                caller=store_calls,
-                on_runs_created=self.worker.wake if self.worker is not None else None,
-            )
-        tasks: list[asyncio.Task[None]] = []
-        server = None
-        try:
-            if self.worker is not None:
-                tasks.append(asyncio.create_task(self.worker.run(stop)))
-            if self.scheduler is not None:
-                tasks.append(asyncio.create_task(self.scheduler.run(stop)))
-            if serve_http:
-                from oncely.api.server import start_http
+        executors = (
+            compose.build_executors(self.settings, self.registry, task_threads) if worker else {}
+        )
+        engine = Engine(
+            store,
+            self.clock,
+            config=compose.engine_config(self.settings),
+            registry=self.registry,
+            executors=executors,
+        )
+        components: list[ComponentStarter] = []
+        if serve_http:
+            from oncely.api.server import create_http_app
 
-                server = await start_http(self, self.settings.host, self.settings.port)
-            log.info(
-                "oncely running: store=%s scheduler=%s worker=%s", store.dialect, scheduler, worker
+            components.append(
+                compose.http_server(
+                    lambda: create_http_app(engine.readiness),
+                    self.settings.host,
+                    self.settings.port,
+                )
             )
-            if on_ready is not None:
-                on_ready()
-            stopper = asyncio.create_task(stop.wait())
-            done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                if task is not stopper and task.exception() is not None:
-                    log.error("a component failed", exc_info=task.exception())
-            stop.set()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        self._engine = engine
+        try:
+            await engine.run(
+                scheduler=scheduler,
+                worker=worker,
+                stop=stop,
+                on_ready=on_ready,
+                components=components,
+            )
         finally:
-            stop.set()
-            if server is not None:
-                await server.stop()
+            self._engine = None
             for executor in executors.values():
                 with contextlib.suppress(Exception):
                     await executor.aclose()
             task_threads.shutdown(wait=False, cancel_futures=True)
-            await asyncio.to_thread(store_calls.shutdown)
-            for sig in installed:
-                loop.remove_signal_handler(sig)
-            self.worker = None
-            self.scheduler = None
 
     def status(self) -> dict[str, Any]:
         """What /readyz reports."""
-        info: dict[str, Any] = {"store": self.store.dialect}
-        if self.scheduler is not None:
-            info["scheduler"] = {
-                "shards": len(self.scheduler.shards),
-                "last_tick_at": _iso(self.scheduler.stats.last_tick_at),
-                "runs_created": self.scheduler.stats.runs_created,
-            }
-        if self.worker is not None:
-            stats = self.worker.stats
-            info["worker"] = {
-                "running": self.worker.running,
-                "claimed": stats.claimed,
-                "succeeded": stats.succeeded,
-                "failed": stats.failed,
-                "last_loop_at": _iso(self.worker.last_loop_at),
-            }
-        return info
+        if self._engine is not None:
+            return self._engine.status()
+        return {"store": self.store.dialect}
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -1,0 +1,100 @@
+"""The composition root: the one place that picks implementations and wires them together.
+
+Everything below it sees the others only through ports: the runtime gets a ``Store``, a
+``Clock`` and ``ActionExecutor``s and knows no HTTP; the HTTP API gets the service and a
+readiness probe. Only this module (and ``oncely.App``, which uses it) imports the store
+adapters, the action executors and the HTTP server, so a new store or a new entry point is a
+change here, not in the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from oncely.config import Settings
+from oncely.domain.actions import Action, HttpAction, ShellAction, SqlAction
+from oncely.domain.errors import InvalidInput
+from oncely.ports.actions import ActionExecutor, ActionSettings
+from oncely.ports.clock import Clock
+from oncely.ports.store import Store
+from oncely.runtime.clock import DatabaseClock, SystemClock
+from oncely.runtime.engine import Component, ComponentStarter, EngineConfig
+from oncely.runtime.tasks import PythonExecutor, TaskRegistry
+
+
+def open_store(target: str | Store) -> Store:
+    """Open the store a URL names (or take the given one) and bring its schema up to date."""
+    if isinstance(target, str):
+        from oncely.adapters.factory import open_store as open_url
+
+        store = open_url(target)
+    else:
+        store = target
+    store.migrate()
+    return store
+
+
+def pick_clock(store: Store) -> Clock:
+    """One clock (guarantee 5): on PostgreSQL every node reads the database's."""
+    if store.dialect == "postgresql":
+        return DatabaseClock(store.db_now)
+    return SystemClock()
+
+
+def build_executors(
+    settings: Settings, registry: TaskRegistry, task_threads: ThreadPoolExecutor
+) -> dict[str, ActionExecutor]:
+    """One executor per action kind, obeying the server's action settings."""
+    from oncely.adapters.actions import HttpExecutor, ShellExecutor, SqlExecutor
+
+    action_settings = settings.action_settings()
+    return {
+        "python": PythonExecutor(registry, task_threads, action_settings.max_output_bytes),
+        "http": HttpExecutor(action_settings),
+        "shell": ShellExecutor(action_settings),
+        "sql": SqlExecutor(action_settings),
+    }
+
+
+def engine_config(settings: Settings) -> EngineConfig:
+    return EngineConfig(
+        queues=dict(settings.queues),
+        lookahead=settings.lookahead,
+        scheduler_lease_ttl=settings.scheduler_lease_ttl,
+        worker_lease_ttl=settings.worker_lease_ttl,
+        worker_prefetch=settings.worker_prefetch,
+        shutdown_grace=settings.shutdown_grace,
+    )
+
+
+def check_action_allowed(action: Action, settings: ActionSettings) -> None:
+    """Refuse, at creation time, actions this server's configuration will never run. HTTP
+    targets are resolved and checked here and again by the executor at every attempt."""
+    if isinstance(action, ShellAction) and not settings.allow_shell:
+        raise InvalidInput(
+            "shell actions are disabled on this server (an admin can set allow_shell)",
+            field="shell",
+        )
+    if isinstance(action, HttpAction):
+        from oncely.adapters.actions.netguard import validate_http_target
+
+        validate_http_target(action.url, settings)
+    if isinstance(action, SqlAction) and action.connection not in settings.sql_connections:
+        raise InvalidInput(
+            f"unknown SQL connection {action.connection!r}; "
+            "connections are configured by the server admin",
+            field="sql.connection",
+        )
+
+
+def http_server(make_asgi: Callable[[], Any], host: str, port: int) -> ComponentStarter:
+    """Start uvicorn in the running event loop when the engine is up."""
+
+    async def start() -> Component:
+        from oncely.api.server import start_http
+
+        return await start_http(make_asgi(), host, port)
+
+    return start
