@@ -592,5 +592,9 @@ def runs_cancel(ctx: click.Context, run_id: str) -> None:
     app.close()
 
 
+from oncely.cli.preview import preview_command  # noqa: E402  (crontools: oncely preview)
+
+main.add_command(preview_command)
+
 if __name__ == "__main__":
     main()

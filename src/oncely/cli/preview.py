@@ -1,0 +1,195 @@
+"""``oncely preview``: a schedule in words and its next fires, with DST changes flagged.
+
+Pure: no store is opened, so it works before anything is deployed. Exit codes as the rest of the
+``oncely`` command: 0 ok, 2 invalid input.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from oncely.domain.describe import schedule_in_words
+from oncely.domain.errors import InvalidInput
+from oncely.domain.preview import MAX_PREVIEW, DstDay, PreviewEntry, dst_days, preview
+from oncely.domain.schedule import CronSchedule, make_schedule, schedule_to_dict
+
+EXIT_INVALID = 2
+
+
+@contextmanager
+def _invalid_input() -> Iterator[None]:
+    try:
+        yield
+    except InvalidInput as exc:
+        where = f" ({exc.field})" if exc.field else ""
+        click.echo(f"error{where}: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
+
+
+def _instant(text: str | None, field: str) -> datetime:
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInput(
+            f'{field} "{text}" is not an ISO 8601 date-time such as 2030-06-01T09:00:00Z',
+            field=field,
+        ) from None
+    if value.tzinfo is None:
+        raise InvalidInput(f'{field} "{text}" has no UTC offset (add Z or +02:00)', field=field)
+    return value.astimezone(UTC)
+
+
+def _entry_dict(entry: PreviewEntry) -> dict[str, Any]:
+    return {
+        "utc": entry.utc.isoformat().replace("+00:00", "Z"),
+        "local": entry.local.isoformat(),
+        "wall": entry.wall.isoformat(),
+        "fires": entry.fires,
+        "dst": entry.dst,
+        "note": entry.note,
+    }
+
+
+def _day_dict(day: DstDay) -> dict[str, Any]:
+    return {
+        "date": day.day.isoformat(),
+        "flag": day.flag,
+        "change_at": day.change.at.isoformat().replace("+00:00", "Z"),
+        "offset_before": day.change.before.total_seconds(),
+        "offset_after": day.change.after.total_seconds(),
+        "walls": [w.time().isoformat() for w in day.walls],
+        "instants": [i.isoformat().replace("+00:00", "Z") for i in day.instants],
+        "note": day.note,
+    }
+
+
+def _entry_line(entry: PreviewEntry) -> str:
+    local = f"{entry.local:%a %Y-%m-%d %H:%M:%S} {entry.local.tzname() or ''}".rstrip()
+    utc = f"{entry.utc:%Y-%m-%d %H:%M:%S}Z"
+    line = f"  {local:32} {utc}"
+    if entry.dst is not None:
+        mark = "NOT FIRED, " if not entry.fires else ""
+        line += f"  [{mark}{entry.dst}] {entry.note}"
+    return line
+
+
+@click.command("preview")
+@click.argument("cron", required=False)
+@click.option("--every", help="An interval instead of cron: 90s, 5m, 1h30m.")
+@click.option("--at", "at", help="One instant instead of cron, ISO 8601 with offset.")
+@click.option(
+    "--tz",
+    "--timezone",
+    "tz",
+    default="UTC",
+    show_default=True,
+    help="The job's time zone (for --every/--at: the zone to show times in).",
+)
+@click.option("--dst-gap", type=click.Choice(["shift", "skip"]), default="shift", show_default=True)
+@click.option(
+    "--dst-fold", type=click.Choice(["first", "last", "both"]), default="first", show_default=True
+)
+@click.option("--start", default=None, help="No fires before this instant (ISO 8601).")
+@click.option("--end", default=None, help="No fires after this instant (ISO 8601).")
+@click.option("--jitter", default=None, help="Each fire delayed by up to this long: 30s.")
+@click.option("--anchor", default=None, help="--every counts from this instant (default: now).")
+@click.option("--from", "from_", default=None, help="Preview from this instant (default: now).")
+@click.option("--count", type=click.IntRange(1, MAX_PREVIEW), default=10, show_default=True)
+@click.option("--dst-days", is_flag=True, help="List the days of --year a DST change affects.")
+@click.option("--year", type=click.IntRange(1900, 9000), default=None, help="For --dst-days.")
+@click.option("--json", "as_json", is_flag=True)
+def preview_command(
+    cron: str | None,
+    every: str | None,
+    at: str | None,
+    tz: str,
+    dst_gap: str,
+    dst_fold: str,
+    start: str | None,
+    end: str | None,
+    jitter: str | None,
+    anchor: str | None,
+    from_: str | None,
+    count: int,
+    dst_days: bool,
+    year: int | None,
+    as_json: bool,
+) -> None:
+    """Show a schedule in words and its next fires, flagging DST changes.
+
+    \b
+    oncely preview "0 2 * * *" --tz America/New_York --count 10
+    oncely preview "0 2 * * *" --tz America/New_York --dst-days --year 2027
+    oncely preview --every 5m
+    """
+    with _invalid_input():
+        after = _instant(from_, "from")
+        is_cron = every is None and at is None
+        schedule = make_schedule(
+            cron=cron,
+            at=at,
+            every=every,
+            timezone=tz if is_cron else "UTC",
+            dst_gap=dst_gap,
+            dst_fold=dst_fold,
+            start=start,
+            end=end,
+            jitter=jitter,
+            anchor=anchor,
+            now=after,
+        )
+        words = schedule_in_words(schedule)
+        shown_zone = schedule.timezone if isinstance(schedule, CronSchedule) else tz
+        if dst_days:
+            _show_dst_days(schedule, words, year or after.year, as_json)
+            return
+        entries = preview(schedule, after, count, zone=shown_zone)
+    if as_json:
+        data = {
+            "schedule": schedule_to_dict(schedule),
+            "words": words,
+            "timezone": shown_zone,
+            "fires": [_entry_dict(e) for e in entries],
+        }
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(words)
+    fired = sum(1 for e in entries if e.fires)
+    if not entries:
+        click.echo("No fires after " + after.isoformat(timespec="seconds"))
+        return
+    click.echo(f"Next {fired} fire{'s' if fired != 1 else ''} ({shown_zone}, then UTC):")
+    for entry in entries:
+        click.echo(_entry_line(entry))
+
+
+def _show_dst_days(schedule: Any, words: str, year: int, as_json: bool) -> None:
+    days = dst_days(schedule, year)
+    if as_json:
+        data = {
+            "schedule": schedule_to_dict(schedule),
+            "words": words,
+            "year": year,
+            "days": [_day_dict(d) for d in days],
+        }
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(words)
+    if not isinstance(schedule, CronSchedule):
+        click.echo(f"No DST days in {year}: this schedule counts absolute time.")
+        return
+    if not days:
+        click.echo(f"No DST days in {year}: no clock change in {schedule.timezone} touches it.")
+        return
+    click.echo(f"Days in {year} when a clock change in {schedule.timezone} affects it:")
+    for day in days:
+        click.echo(f"  {day.day:%a %Y-%m-%d}  [{day.flag}] {day.note}")
