@@ -15,9 +15,11 @@ from typing import Any, Protocol
 from oncely.domain.actions import action_from_dict, action_to_dict
 from oncely.domain.jobs import Job
 from oncely.domain.policy import Policy, policy_from_dict, policy_to_dict
+from oncely.domain.principal import Role
 from oncely.domain.runs import Attempt, AttemptOutcome, Run, RunState
 from oncely.domain.schedule import Schedule, schedule_from_dict, schedule_to_dict
-from oncely.ports.store import ClaimedRun
+from oncely.domain.users import ApiKey, User
+from oncely.ports.store import AuditEntry, ClaimedRun, JobVersion
 
 
 class Row(Protocol):
@@ -183,3 +185,73 @@ def claimed_from_row(row: Row, ts: ToDatetime) -> ClaimedRun:
         payload=payload_from_row(row["payload"]),
         policy=policy_from_row(row["policy"]),
     )
+
+
+# -- users, keys, audit, job versions -----------------------------------------------------
+
+
+def user_from_row(row: Row, ts: ToDatetime) -> User:
+    return User(
+        id=str(row["id"]),
+        name=row["name"],
+        password_hash=row["password_hash"],
+        role=Role(row["role"]),
+        owner=row["owner"],
+        created_at=ts(row["created_at"]),
+        updated_at=ts(row["updated_at"]),
+        disabled_at=_opt(row["disabled_at"], ts),
+    )
+
+
+def apikey_from_row(row: Row, ts: ToDatetime) -> ApiKey:
+    return ApiKey(
+        id=str(row["id"]),
+        prefix=row["prefix"],
+        secret_hash=row["secret_hash"],
+        user_id=str(row["user_id"]),
+        name=row["name"],
+        created_at=ts(row["created_at"]),
+        expires_at=_opt(row["expires_at"], ts),
+        revoked_at=_opt(row["revoked_at"], ts),
+        last_used_at=_opt(row["last_used_at"], ts),
+    )
+
+
+def audit_from_row(row: Row, ts: ToDatetime) -> AuditEntry:
+    return AuditEntry(
+        id=int(row["id"]),
+        at=ts(row["at"]),
+        actor=row["actor"],
+        owner=row["owner"],
+        action=row["action"],
+        target_kind=row["target_kind"],
+        target_id=row["target_id"],
+        details=_json(row["details"]) or {},
+    )
+
+
+def job_version_from_row(row: Row, ts: ToDatetime) -> JobVersion:
+    # The definition is parsed once as a whole, so its payload is a value already (a bare
+    # JSON string payload must not be parsed a second time).
+    definition = _json(row["definition"])
+    return JobVersion(
+        job_id=str(row["job_id"]),
+        version=row["version"],
+        name=definition["name"],
+        schedule=schedule_from_row(definition["schedule"]),
+        action=action_from_dict(definition["action"]),
+        payload=definition["payload"],
+        policy=policy_from_row(definition["policy"]),
+        paused=bool(definition["paused"]),
+        changed_at=ts(row["changed_at"]),
+        changed_by=row["changed_by"],
+    )
+
+
+def definition_changes(old: Job, new: Job) -> list[str]:
+    """The names of the definition fields that differ between two versions of a job."""
+    return [
+        name
+        for name in ("name", "schedule", "action", "payload", "policy")
+        if getattr(old, name) != getattr(new, name)
+    ]

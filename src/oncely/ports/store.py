@@ -11,6 +11,10 @@ Conventions:
   the method to that owner's jobs and runs, and another owner's row is reported as absent.
 - Writes made under a lease are conditional on the lease's fencing token: a holder whose
   lease was taken over gets a refusal, never a silent overwrite.
+- Methods that change jobs, runs, users or keys take ``actor`` (the principal's subject).
+  When it is given, an audit entry is appended in the same transaction as the change: a
+  change is never without its entry, nor an entry without its change. A change of a job's
+  definition also keeps the definition it replaced (``job_versions_list``), whoever made it.
 """
 
 from __future__ import annotations
@@ -25,9 +29,15 @@ from oncely.domain.actions import Action
 from oncely.domain.firing import FirePlan
 from oncely.domain.jobs import Job
 from oncely.domain.policy import Policy
+from oncely.domain.principal import Role
 from oncely.domain.runs import Attempt, AttemptOutcome, Run, RunDecision, RunState
+from oncely.domain.schedule import Schedule
+from oncely.domain.users import ApiKey, User
 
 T = TypeVar("T")
+
+APIKEY_TOUCH_INTERVAL = timedelta(minutes=1)
+"""``apikey_touch`` writes a key's ``last_used_at`` at most this often."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +132,39 @@ class CommitResult:
     lost_shards: frozenset[int]
 
 
+@dataclass(frozen=True)
+class AuditEntry:
+    """Who did what to which target. ``owner`` is the owner of the job or run acted on, or
+    None for server-wide entries (users, keys), which only admins read. ``details`` never
+    holds a secret."""
+
+    id: int
+    at: datetime
+    actor: str
+    owner: str | None
+    action: str
+    target_kind: str
+    target_id: str | None
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class JobVersion:
+    """A job's definition as it was at ``version``, before the change made at ``changed_at``
+    by ``changed_by`` (None when no actor was given: the embedded App, a script)."""
+
+    job_id: str
+    version: int
+    name: str
+    schedule: Schedule
+    action: Action
+    payload: Any
+    policy: Policy
+    paused: bool
+    changed_at: datetime
+    changed_by: str | None
+
+
 class Store(Protocol):
     dialect: str
     """``sqlite`` or ``postgresql``."""
@@ -147,16 +190,20 @@ class Store(Protocol):
 
     # -- jobs -----------------------------------------------------------------------------
 
-    def job_create(self, job: Job, *, replace: bool = False, now: datetime) -> Job:
+    def job_create(
+        self, job: Job, *, replace: bool = False, now: datetime, actor: str | None = None
+    ) -> Job:
         """Store a new job. A live job with the same (owner, name) is a ``Conflict`` unless
         ``replace``: then that job keeps its id, takes the new definition, its version grows,
-        and its ``pending`` runs (materialized from the old schedule) are cancelled."""
+        its ``pending`` runs (materialized from the old schedule) are cancelled, and its
+        previous definition is kept as a job version. Audited as ``job.create`` or
+        ``job.replace``."""
         ...
 
-    def jobs_create(self, jobs: Sequence[Job], *, now: datetime) -> int:
+    def jobs_create(self, jobs: Sequence[Job], *, now: datetime, actor: str | None = None) -> int:
         """Store many new jobs in one transaction, all or none: if any (owner, name) is taken
         (by a live job or twice in ``jobs``), nothing is stored and ``Conflict`` names it.
-        Returns how many were stored."""
+        Returns how many were stored. Audited as one ``job.create`` entry per job."""
         ...
 
     def job_get(self, owner: str | None, job_id: str) -> Job | None: ...
@@ -177,18 +224,63 @@ class Store(Protocol):
         paused: bool,
         next_fire_at: datetime | None,
         now: datetime,
+        actor: str | None = None,
     ) -> Job | None:
         """Pause or resume. Pausing cancels ``pending`` runs not yet due: a paused job has no
         fires. Resuming sets ``next_fire_at`` (computed by the caller from now: the paused
-        stretch is not backfilled)."""
+        stretch is not backfilled). Audited as ``job.pause`` or ``job.resume``."""
         ...
 
-    def job_delete(self, owner: str | None, job_id: str, *, now: datetime) -> bool:
-        """Delete a job (its history stays readable by run id); cancel its waiting runs."""
+    def job_update(
+        self,
+        owner: str | None,
+        job: Job,
+        *,
+        expected_version: int | None = None,
+        now: datetime,
+        actor: str | None = None,
+    ) -> Job | None:
+        """Change the definition of the live job ``job.id`` (confined to ``owner``) to
+        ``job``'s name, schedule, action, payload, policy and ``next_fire_at`` (the caller
+        computes it from ``now`` for the new schedule); its paused flag, shard and creation
+        time stay. None if there is no such job. ``Conflict`` if ``expected_version`` is given
+        and the stored version differs (someone changed it meanwhile), or if the new name is
+        taken. If the definition differs from the stored one: the version grows, the previous
+        definition is kept as a job version, ``pending`` runs are cancelled (as a replace
+        does) and a ``job.update`` entry lists the changed fields. An identical definition
+        changes nothing and returns the stored job."""
         ...
 
-    def job_trigger(self, owner: str | None, job_id: str, *, run_id: str, now: datetime) -> Run:
-        """Create a manual run due now. ``NotFound`` for an unknown job."""
+    def job_delete(
+        self, owner: str | None, job_id: str, *, now: datetime, actor: str | None = None
+    ) -> bool:
+        """Delete a job (its history stays readable by run id); cancel its waiting runs.
+        Audited as ``job.delete``."""
+        ...
+
+    def job_trigger(
+        self,
+        owner: str | None,
+        job_id: str,
+        *,
+        run_id: str,
+        now: datetime,
+        actor: str | None = None,
+    ) -> Run:
+        """Create a manual run due now. ``NotFound`` for an unknown job. Audited as
+        ``job.trigger`` (details: the run's id)."""
+        ...
+
+    def job_versions_list(
+        self,
+        owner: str | None,
+        job_id: str,
+        *,
+        limit: int = 100,
+        before_version: int | None = None,
+    ) -> list[JobVersion]:
+        """Previous definitions of a job (deleted jobs included), newest first;
+        ``before_version`` pages. Empty for an unknown job or another owner's."""
         ...
 
     # -- leases and scheduling ------------------------------------------------------------
@@ -286,15 +378,133 @@ class Store(Protocol):
 
     def attempt_list(self, owner: str | None, run_id: str) -> list[Attempt]: ...
 
-    def run_cancel(self, owner: str | None, run_id: str, *, now: datetime) -> Run | None:
+    def run_cancel(
+        self, owner: str | None, run_id: str, *, now: datetime, actor: str | None = None
+    ) -> Run | None:
         """Cancel a waiting or running run (a running attempt is recorded as ``cancelled``
-        and its worker's later writes are refused). ``Conflict`` if it already ended."""
+        and its worker's later writes are refused). ``Conflict`` if it already ended.
+        Audited as ``run.cancel``."""
         ...
 
-    def run_requeue(self, owner: str | None, run_id: str, *, now: datetime) -> Run | None:
-        """Give a ``dead`` run a fresh retry budget and queue it now. ``Conflict`` otherwise."""
+    def run_requeue(
+        self, owner: str | None, run_id: str, *, now: datetime, actor: str | None = None
+    ) -> Run | None:
+        """Give a ``dead`` run a fresh retry budget and queue it now. ``Conflict`` otherwise.
+        Audited as ``run.requeue``."""
         ...
 
     def run_counts(self, owner: str | None) -> dict[str, int]:
         """Number of runs per stored state."""
+        ...
+
+    # -- users, API keys, secrets ---------------------------------------------------------
+
+    def user_create(self, user: User, *, now: datetime, actor: str | None = None) -> User:
+        """Store a new user. ``Conflict`` if the name is taken (names are unique, case
+        sensitive). Audited as ``user.create``."""
+        ...
+
+    def user_create_first(self, user: User, *, now: datetime) -> bool:
+        """Store ``user`` only if the store has no user at all; whether it was stored.
+        Concurrent first starts store at most one first user. Audited as ``user.create``
+        by ``system``."""
+        ...
+
+    def user_get(self, user_id: str) -> User | None: ...
+
+    def user_get_by_name(self, name: str) -> User | None: ...
+
+    def user_list(self, *, limit: int = 100, after_name: str | None = None) -> list[User]:
+        """Users ordered by name, disabled ones included; ``after_name`` pages."""
+        ...
+
+    def user_set_password(
+        self, user_id: str, password_hash: str, *, now: datetime, actor: str | None = None
+    ) -> bool:
+        """Replace a user's password hash; False for an unknown user. Audited as
+        ``user.password`` only when ``actor`` is given (a rehash on login passes none)."""
+        ...
+
+    def user_set_role(
+        self, user_id: str, role: Role, *, now: datetime, actor: str | None = None
+    ) -> User | None:
+        """Change a user's role (takes effect on its next request). Audited as ``user.role``."""
+        ...
+
+    def user_disable(
+        self, user_id: str, *, disabled: bool = True, now: datetime, actor: str | None = None
+    ) -> User | None:
+        """Disable (or enable again) a user: a disabled user cannot log in, and its tokens
+        and keys are refused. Audited as ``user.disable`` or ``user.enable``."""
+        ...
+
+    def apikey_create(self, key: ApiKey, *, now: datetime, actor: str | None = None) -> ApiKey:
+        """Store a key (its hash only). ``Conflict`` if the prefix is taken. Audited as
+        ``apikey.create``."""
+        ...
+
+    def apikey_get_by_prefix(self, prefix: str) -> ApiKey | None:
+        """The key with this public prefix, revoked or expired ones included (the caller
+        decides); one index probe."""
+        ...
+
+    def apikey_list(self, user_id: str | None, *, limit: int = 100) -> list[ApiKey]:
+        """Keys of a user (None: every user's), oldest first, revoked ones included."""
+        ...
+
+    def apikey_revoke(
+        self,
+        key_id: str,
+        *,
+        user_id: str | None = None,
+        now: datetime,
+        actor: str | None = None,
+    ) -> ApiKey | None:
+        """Revoke a key (confined to ``user_id``'s keys when given); None if there is no such
+        key. Revoking a revoked key keeps its first revocation time. Audited as
+        ``apikey.revoke``."""
+        ...
+
+    def apikey_touch(self, key_id: str, *, now: datetime) -> None:
+        """Record that the key was used at ``now``. Written at most once a minute per key, so
+        that authenticating a request is not a write each time."""
+        ...
+
+    def secret_get_or_create(self, name: str, candidate: bytes, *, now: datetime) -> bytes:
+        """The stored secret ``name``; if there is none yet, ``candidate`` is stored and
+        returned. Processes starting at once all get the one value that was stored first."""
+        ...
+
+    # -- audit ----------------------------------------------------------------------------
+
+    def audit_record(
+        self,
+        actor: str,
+        action: str,
+        *,
+        target_kind: str,
+        target_id: str | None = None,
+        owner: str | None = None,
+        details: dict[str, Any] | None = None,
+        now: datetime,
+    ) -> None:
+        """Append an entry for an event that is not a store change (e.g. a refused login)."""
+        ...
+
+    def audit_list(
+        self,
+        owner: str | None,
+        *,
+        target_kind: str | None = None,
+        target_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+        before: tuple[datetime, int] | None = None,
+    ) -> list[AuditEntry]:
+        """Entries newest first by (at, id); ``before`` (the last entry's (at, id)) pages.
+        ``owner`` confines to entries about that owner's jobs and runs (server-wide entries,
+        with no owner, are then left out); ``target_kind``/``target_id`` to one target;
+        ``since`` (inclusive) and ``until`` (exclusive) to a time range. Each filter
+        combination reads one index in order."""
         ...

@@ -114,7 +114,7 @@ RETURNING id, owner, name, schedule, action, payload::text AS payload, policy, p
 UPDATE jobs
 SET deleted_at = %(now)s, next_fire_at = NULL, version = version + 1, updated_at = %(now)s
 WHERE id = %(id)s AND deleted_at IS NULL AND (%(owner)s::text IS NULL OR owner = %(owner)s)
-RETURNING id;
+RETURNING id, owner, name;
 
 -- name: runs_cancel_pending_of_job
 -- Fires materialized from a schedule that no longer applies (replaced, paused): those due
@@ -399,3 +399,156 @@ SELECT requeued.*, j.name AS job_name FROM requeued JOIN jobs j ON j.id = requeu
 SELECT state, count(*) AS n FROM runs
 WHERE (%(owner)s::text IS NULL OR owner = %(owner)s)
 GROUP BY state;
+
+-- Users, API keys, secrets -------------------------------------------------------------------
+
+-- name: user_insert
+INSERT INTO users (id, name, password_hash, role, owner, created_at, updated_at, disabled_at)
+VALUES (%(id)s, %(name)s, %(password_hash)s, %(role)s, %(owner)s, %(created_at)s,
+        %(updated_at)s, %(disabled_at)s)
+ON CONFLICT (name) DO NOTHING
+RETURNING id;
+
+-- name: users_lock
+-- The first user: concurrent first starts queue here, and the one after the first finds a
+-- user. Transaction-scoped, so it cannot be left behind.
+SELECT pg_advisory_xact_lock(%(key)s);
+
+-- name: user_any
+SELECT EXISTS (SELECT 1 FROM users) AS present;
+
+-- name: user_by_id
+SELECT * FROM users WHERE id = %(id)s;
+
+-- name: user_by_name
+SELECT * FROM users WHERE name = %(name)s;
+
+-- name: user_list
+SELECT * FROM users WHERE (%(after_name)s::text IS NULL OR name > %(after_name)s)
+ORDER BY name LIMIT %(limit)s;
+
+-- name: user_set_password
+UPDATE users SET password_hash = %(password_hash)s, updated_at = %(now)s WHERE id = %(id)s
+RETURNING *;
+
+-- name: user_set_role
+UPDATE users SET role = %(role)s, updated_at = %(now)s WHERE id = %(id)s RETURNING *;
+
+-- name: user_set_disabled
+UPDATE users
+SET disabled_at = CASE WHEN %(disabled)s THEN COALESCE(disabled_at, %(now)s) END,
+    updated_at = %(now)s
+WHERE id = %(id)s
+RETURNING *;
+
+-- name: apikey_insert
+INSERT INTO api_keys (id, prefix, secret_hash, user_id, name, created_at, expires_at,
+                      revoked_at, last_used_at)
+VALUES (%(id)s, %(prefix)s, %(secret_hash)s, %(user_id)s, %(name)s, %(created_at)s,
+        %(expires_at)s, %(revoked_at)s, %(last_used_at)s)
+ON CONFLICT (prefix) DO NOTHING
+RETURNING id;
+
+-- name: apikey_by_prefix
+SELECT * FROM api_keys WHERE prefix = %(prefix)s;
+
+-- name: apikey_list
+SELECT * FROM api_keys WHERE (%(user_id)s::uuid IS NULL OR user_id = %(user_id)s)
+ORDER BY created_at, id LIMIT %(limit)s;
+
+-- name: apikey_revoke
+UPDATE api_keys SET revoked_at = COALESCE(revoked_at, %(now)s)
+WHERE id = %(id)s AND (%(user_id)s::uuid IS NULL OR user_id = %(user_id)s)
+RETURNING *;
+
+-- name: apikey_touch
+-- At most one write a minute per key; a touch racing another is a no-op, not a wait.
+UPDATE api_keys SET last_used_at = %(now)s
+WHERE id = (SELECT id FROM api_keys
+            WHERE id = %(id)s
+              AND (last_used_at IS NULL OR last_used_at <= %(stale_before)s)
+            FOR UPDATE SKIP LOCKED);
+
+-- name: secret_insert
+-- Concurrent first starts: one insert wins; the others' DO NOTHING waits for it to commit.
+-- The value is then read by a separate statement (a new snapshot, which sees the winner).
+INSERT INTO server_secrets (name, value, created_at) VALUES (%(name)s, %(value)s, %(now)s)
+ON CONFLICT (name) DO NOTHING;
+
+-- name: secret_get
+SELECT value FROM server_secrets WHERE name = %(name)s;
+
+-- Audit and job versions ---------------------------------------------------------------------
+
+-- name: audit_insert
+INSERT INTO audit_log (at, actor, owner, action, target_kind, target_id, details)
+VALUES (%(at)s, %(actor)s, %(owner)s, %(action)s, %(target_kind)s, %(target_id)s,
+        %(details)s::jsonb);
+
+-- name: audit_insert_many
+INSERT INTO audit_log (at, actor, owner, action, target_kind, target_id, details)
+SELECT %(at)s, %(actor)s, x.owner, %(action)s, %(target_kind)s, x.target_id, x.details::jsonb
+FROM unnest(%(owners)s::text[], %(target_ids)s::text[], %(details)s::text[])
+     AS x (owner, target_id, details);
+
+-- name: audit_list_all
+-- Newest first by (at, id); the bounds are always given (the caller fills the open ends),
+-- so each query is one backward range scan of its index.
+SELECT * FROM audit_log
+WHERE (%(target_kind)s::text IS NULL OR target_kind = %(target_kind)s)
+  AND at >= %(since)s AND at < %(until)s AND (at, id) < (%(before_at)s, %(before_id)s)
+ORDER BY at DESC, id DESC
+LIMIT %(limit)s;
+
+-- name: audit_list_owner
+SELECT * FROM audit_log
+WHERE owner = %(owner)s AND (%(target_kind)s::text IS NULL OR target_kind = %(target_kind)s)
+  AND at >= %(since)s AND at < %(until)s AND (at, id) < (%(before_at)s, %(before_id)s)
+ORDER BY owner DESC, at DESC, id DESC
+LIMIT %(limit)s;
+
+-- name: audit_list_target
+SELECT * FROM audit_log
+WHERE target_kind = %(target_kind)s AND target_id = %(target_id)s
+  AND (%(owner)s::text IS NULL OR owner = %(owner)s)
+  AND at >= %(since)s AND at < %(until)s AND (at, id) < (%(before_at)s, %(before_id)s)
+ORDER BY target_kind DESC, target_id DESC, at DESC, id DESC
+LIMIT %(limit)s;
+
+-- name: job_lock_live
+-- The live job a change is about, locked until the change commits (confined to the owner).
+SELECT id, owner, name, schedule, action, payload::text AS payload, policy, paused,
+       next_fire_at, shard, version, created_at, updated_at
+FROM jobs
+WHERE id = %(id)s AND deleted_at IS NULL AND (%(owner)s::text IS NULL OR owner = %(owner)s)
+FOR NO KEY UPDATE;
+
+-- name: job_lock_by_name
+SELECT id FROM jobs WHERE owner = %(owner)s AND name = %(name)s AND deleted_at IS NULL
+FOR NO KEY UPDATE;
+
+-- name: job_snapshot
+-- Keep a job's current definition before it changes (the same transaction changes it).
+INSERT INTO job_versions (job_id, version, definition, changed_at, changed_by)
+SELECT id, version,
+       jsonb_build_object('name', name, 'schedule', schedule, 'action', action,
+                          'payload', payload, 'policy', policy, 'paused', paused),
+       %(now)s, %(actor)s
+FROM jobs WHERE id = %(id)s;
+
+-- name: job_update
+UPDATE jobs
+SET name = %(name)s, schedule = %(schedule)s::jsonb, action = %(action)s::jsonb,
+    payload = %(payload)s::jsonb, policy = %(policy)s::jsonb,
+    next_fire_at = %(next_fire_at)s, version = version + 1, updated_at = %(now)s
+WHERE id = %(id)s
+RETURNING id, owner, name, schedule, action, payload::text AS payload, policy, paused,
+          next_fire_at, shard, version, created_at, updated_at;
+
+-- name: job_versions_list
+SELECT v.job_id, v.version, v.definition, v.changed_at, v.changed_by
+FROM job_versions v JOIN jobs j ON j.id = v.job_id
+WHERE v.job_id = %(job_id)s AND (%(owner)s::text IS NULL OR j.owner = %(owner)s)
+  AND (%(before_version)s::int IS NULL OR v.version < %(before_version)s)
+ORDER BY v.version DESC
+LIMIT %(limit)s;

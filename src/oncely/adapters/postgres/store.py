@@ -35,6 +35,7 @@ Design notes:
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import threading
@@ -51,12 +52,17 @@ from psycopg.rows import TupleRow, dict_row
 from psycopg_pool import ConnectionPool
 
 from oncely.adapters.codec import (
+    apikey_from_row,
     attempt_from_row,
+    audit_from_row,
     claimed_from_row,
+    definition_changes,
     job_columns,
     job_from_row,
+    job_version_from_row,
     policy_from_row,
     run_from_row,
+    user_from_row,
 )
 from oncely.adapters.sqlfile import load_migrations, load_queries
 from oncely.domain.errors import Conflict, InvalidInput, NotFound
@@ -64,13 +70,18 @@ from oncely.domain.firing import FirePlan
 from oncely.domain.ids import new_id
 from oncely.domain.jobs import Job, refuse_duplicate_names, refuse_taken_names
 from oncely.domain.overlap import ClaimCandidate, resolve_overlap
+from oncely.domain.principal import Role
 from oncely.domain.runs import CANCELLABLE_STATES, Attempt, Run, RunState
+from oncely.domain.users import ApiKey, User
 from oncely.ports.store import (
+    APIKEY_TOUCH_INTERVAL,
     AttemptResult,
+    AuditEntry,
     ClaimedRun,
     ClaimParams,
     CommitResult,
     ExpiredRun,
+    JobVersion,
     Lease,
 )
 
@@ -209,7 +220,9 @@ class PostgresStore:
 
     # -- jobs -----------------------------------------------------------------------------
 
-    def job_create(self, job: Job, *, replace: bool = False, now: datetime) -> Job:
+    def job_create(
+        self, job: Job, *, replace: bool = False, now: datetime, actor: str | None = None
+    ) -> Job:
         params = {
             **job_columns(job),
             "id": UUID(job.id),
@@ -228,19 +241,24 @@ class PostgresStore:
             # deleted between our insert and our update frees its name for the second insert.
             for _ in range(2):
                 if rows := _fetch(conn, "job_insert", params):
+                    _audit_job(conn, actor, now, rows[0], "job.create")
                     return job_from_row(rows[0], _ts)
                 if not replace:
                     raise Conflict(f"a job named {job.name!r} already exists")
-                if rows := _fetch(conn, "job_replace", params):
-                    _exec(
-                        conn,
-                        "runs_cancel_pending_of_job",
-                        {"job_id": rows[0]["id"], "now": now, "due_after": None},
-                    )
-                    return job_from_row(rows[0], _ts)
+                if not (locked := _fetch(conn, "job_lock_by_name", params)):
+                    continue
+                _exec(conn, "job_snapshot", {"id": locked[0]["id"], "now": now, "actor": actor})
+                rows = _fetch(conn, "job_replace", params)
+                _exec(
+                    conn,
+                    "runs_cancel_pending_of_job",
+                    {"job_id": rows[0]["id"], "now": now, "due_after": None},
+                )
+                _audit_job(conn, actor, now, rows[0], "job.replace")
+                return job_from_row(rows[0], _ts)
         raise Conflict(f"job {job.name!r} keeps changing concurrently; retry")
 
-    def jobs_create(self, jobs: Sequence[Job], *, now: datetime) -> int:
+    def jobs_create(self, jobs: Sequence[Job], *, now: datetime, actor: str | None = None) -> int:
         refuse_duplicate_names(jobs)
         stored: set[tuple[str, str]] = set()
         with self._tx() as conn:
@@ -266,6 +284,22 @@ class PostgresStore:
                 stored.update((r["owner"], r["name"]) for r in rows)
                 if len(rows) != len(chunk):
                     refuse_taken_names(chunk, stored)
+                if actor is not None:
+                    _exec(
+                        conn,
+                        "audit_insert_many",
+                        {
+                            "at": now,
+                            "actor": actor,
+                            "action": "job.create",
+                            "target_kind": "job",
+                            "owners": [j.owner for j in chunk],
+                            "target_ids": [j.id for j in chunk],
+                            "details": [
+                                _json_text({"name": j.name, "version": j.version}) for j in chunk
+                            ],
+                        },
+                    )
         return len(stored)
 
     def job_get(self, owner: str | None, job_id: str) -> Job | None:
@@ -291,6 +325,7 @@ class PostgresStore:
         paused: bool,
         next_fire_at: datetime | None,
         now: datetime,
+        actor: str | None = None,
     ) -> Job | None:
         uid = _uuid(job_id)
         if uid is None:
@@ -315,19 +350,98 @@ class PostgresStore:
                     "runs_cancel_pending_of_job",
                     {"job_id": uid, "now": now, "due_after": now},
                 )
+            _audit_job(conn, actor, now, rows[0], "job.pause" if paused else "job.resume")
         return job_from_row(rows[0], _ts)
 
-    def job_delete(self, owner: str | None, job_id: str, *, now: datetime) -> bool:
+    def job_update(
+        self,
+        owner: str | None,
+        job: Job,
+        *,
+        expected_version: int | None = None,
+        now: datetime,
+        actor: str | None = None,
+    ) -> Job | None:
+        uid = _uuid(job.id)
+        if uid is None:
+            return None
+        with self._tx() as conn:
+            rows = _fetch(conn, "job_lock_live", {"id": uid, "owner": owner})
+            if not rows:
+                return None
+            current = job_from_row(rows[0], _ts)
+            if expected_version is not None and current.version != expected_version:
+                raise Conflict(
+                    f"job {current.name!r} is at version {current.version}, "
+                    f"not {expected_version}: it changed meanwhile; read it again",
+                )
+            changed = definition_changes(current, job)
+            if not changed:
+                return current
+            _exec(conn, "job_snapshot", {"id": uid, "now": now, "actor": actor})
+            try:
+                with conn.transaction():
+                    rows = _fetch(
+                        conn,
+                        "job_update",
+                        {
+                            **job_columns(job),
+                            "id": uid,
+                            "name": job.name,
+                            "next_fire_at": job.next_fire_at,
+                            "now": now,
+                        },
+                    )
+            except psycopg.errors.UniqueViolation:
+                raise Conflict(f"a job named {job.name!r} already exists") from None
+            _exec(
+                conn,
+                "runs_cancel_pending_of_job",
+                {"job_id": uid, "now": now, "due_after": None},
+            )
+            _audit_job(conn, actor, now, rows[0], "job.update", changed=changed)
+        return job_from_row(rows[0], _ts)
+
+    def job_versions_list(
+        self,
+        owner: str | None,
+        job_id: str,
+        *,
+        limit: int = 100,
+        before_version: int | None = None,
+    ) -> list[JobVersion]:
+        uid = _uuid(job_id)
+        if uid is None:
+            return []
+        rows = self._read(
+            "job_versions_list",
+            {"job_id": uid, "owner": owner, "limit": limit, "before_version": before_version},
+        )
+        return [job_version_from_row(r, _ts) for r in rows]
+
+    def job_delete(
+        self, owner: str | None, job_id: str, *, now: datetime, actor: str | None = None
+    ) -> bool:
         uid = _uuid(job_id)
         if uid is None:
             return False
         with self._tx() as conn:
-            if not _fetch(conn, "job_soft_delete", {"id": uid, "owner": owner, "now": now}):
+            rows = _fetch(conn, "job_soft_delete", {"id": uid, "owner": owner, "now": now})
+            if not rows:
                 return False
             _exec(conn, "runs_cancel_waiting_of_job", {"job_id": uid, "now": now})
+            _audit_job(conn, actor, now, rows[0], "job.delete")
         return True
 
-    def job_trigger(self, owner: str | None, job_id: str, *, run_id: str, now: datetime) -> Run:
+    def job_trigger(
+        self,
+        owner: str | None,
+        job_id: str,
+        *,
+        run_id: str,
+        now: datetime,
+        actor: str | None = None,
+    ) -> Run:
         uid = _uuid(job_id)
         if uid is None:
             raise NotFound(f"no job {job_id}")
@@ -342,6 +456,17 @@ class PostgresStore:
                     raise NotFound(f"no job {job_id}")
                 raise Conflict("a run of this job is already scheduled for this instant; retry")
             self._notify(conn, [rows[0]["queue"]])
+            run = rows[0]
+            _audit(
+                conn,
+                actor,
+                now,
+                owner=run["owner"],
+                action="job.trigger",
+                kind="job",
+                target_id=str(run["job_id"]),
+                details={"name": run["job_name"], "run_id": str(run["id"])},
+            )
         return run_from_row(rows[0], _ts)
 
     # -- leases and scheduling ------------------------------------------------------------
@@ -671,7 +796,9 @@ class PostgresStore:
         rows = self._read("attempt_list", {"run_id": uid, "owner": owner})
         return [attempt_from_row(r, _ts) for r in rows]
 
-    def run_cancel(self, owner: str | None, run_id: str, *, now: datetime) -> Run | None:
+    def run_cancel(
+        self, owner: str | None, run_id: str, *, now: datetime, actor: str | None = None
+    ) -> Run | None:
         uid = _uuid(run_id)
         if uid is None:
             return None
@@ -689,9 +816,12 @@ class PostgresStore:
                 # Ended before we got to it (possibly between our read and the locked update).
                 raise Conflict(f"run {run_id} has already ended ({state})")
             rows = _fetch(conn, "run_by_id", {"id": uid, "owner": None})
+            _audit_run(conn, actor, now, rows[0], "run.cancel")
         return run_from_row(rows[0], _ts)
 
-    def run_requeue(self, owner: str | None, run_id: str, *, now: datetime) -> Run | None:
+    def run_requeue(
+        self, owner: str | None, run_id: str, *, now: datetime, actor: str | None = None
+    ) -> Run | None:
         uid = _uuid(run_id)
         if uid is None:
             return None
@@ -705,13 +835,357 @@ class PostgresStore:
                     f"only dead runs can be requeued; run {run_id} is {current[0]['state']}"
                 )
             self._notify(conn, [rows[0]["queue"]])
+            _audit_run(conn, actor, now, rows[0], "run.requeue")
         return run_from_row(rows[0], _ts)
 
     def run_counts(self, owner: str | None) -> dict[str, int]:
         return {r["state"]: r["n"] for r in self._read("run_counts", {"owner": owner})}
 
+    # -- users, API keys, secrets ---------------------------------------------------------
+
+    def user_create(self, user: User, *, now: datetime, actor: str | None = None) -> User:
+        with self._tx() as conn:
+            if not _fetch(conn, "user_insert", _user_params(user)):
+                raise Conflict(f"a user named {user.name!r} already exists")
+            _audit_user(conn, actor, now, user, "user.create", {"role": user.role.value})
+        return user
+
+    def user_create_first(self, user: User, *, now: datetime) -> bool:
+        key = _lock_key(f"oncely.first_user:{self.schema}")
+        with self._tx() as conn:
+            _fetch(conn, "users_lock", {"key": key})
+            if _fetch(conn, "user_any", {})[0]["present"]:
+                return False
+            if not _fetch(conn, "user_insert", _user_params(user)):
+                return False
+            _audit_user(conn, "system", now, user, "user.create", {"role": user.role.value})
+        return True
+
+    def user_get(self, user_id: str) -> User | None:
+        uid = _uuid(user_id)
+        rows = [] if uid is None else self._read("user_by_id", {"id": uid})
+        return user_from_row(rows[0], _ts) if rows else None
+
+    def user_get_by_name(self, name: str) -> User | None:
+        rows = self._read("user_by_name", {"name": name})
+        return user_from_row(rows[0], _ts) if rows else None
+
+    def user_list(self, *, limit: int = 100, after_name: str | None = None) -> list[User]:
+        rows = self._read("user_list", {"after_name": after_name, "limit": limit})
+        return [user_from_row(r, _ts) for r in rows]
+
+    def user_set_password(
+        self, user_id: str, password_hash: str, *, now: datetime, actor: str | None = None
+    ) -> bool:
+        uid = _uuid(user_id)
+        if uid is None:
+            return False
+        with self._tx() as conn:
+            rows = _fetch(
+                conn,
+                "user_set_password",
+                {"id": uid, "password_hash": password_hash, "now": now},
+            )
+            if not rows:
+                return False
+            _audit_user(conn, actor, now, user_from_row(rows[0], _ts), "user.password", {})
+        return True
+
+    def user_set_role(
+        self, user_id: str, role: Role, *, now: datetime, actor: str | None = None
+    ) -> User | None:
+        uid = _uuid(user_id)
+        if uid is None:
+            return None
+        with self._tx() as conn:
+            rows = _fetch(conn, "user_set_role", {"id": uid, "role": role.value, "now": now})
+            if not rows:
+                return None
+            user = user_from_row(rows[0], _ts)
+            _audit_user(conn, actor, now, user, "user.role", {"role": role.value})
+        return user
+
+    def user_disable(
+        self, user_id: str, *, disabled: bool = True, now: datetime, actor: str | None = None
+    ) -> User | None:
+        uid = _uuid(user_id)
+        if uid is None:
+            return None
+        with self._tx() as conn:
+            rows = _fetch(conn, "user_set_disabled", {"id": uid, "disabled": disabled, "now": now})
+            if not rows:
+                return None
+            user = user_from_row(rows[0], _ts)
+            _audit_user(conn, actor, now, user, "user.disable" if disabled else "user.enable", {})
+        return user
+
+    def apikey_create(self, key: ApiKey, *, now: datetime, actor: str | None = None) -> ApiKey:
+        user_uid = _uuid(key.user_id)
+        if user_uid is None:
+            raise NotFound(f"no user {key.user_id}")
+        with self._tx() as conn:
+            try:
+                with conn.transaction():
+                    inserted = _fetch(conn, "apikey_insert", _apikey_params(key, user_uid))
+            except psycopg.errors.ForeignKeyViolation:
+                raise NotFound(f"no user {key.user_id}") from None
+            if not inserted:
+                raise Conflict("an API key with this prefix exists; create it again")
+            _audit_key(conn, actor, now, key, "apikey.create")
+        return key
+
+    def apikey_get_by_prefix(self, prefix: str) -> ApiKey | None:
+        rows = self._read("apikey_by_prefix", {"prefix": prefix})
+        return apikey_from_row(rows[0], _ts) if rows else None
+
+    def apikey_list(self, user_id: str | None, *, limit: int = 100) -> list[ApiKey]:
+        uid = None if user_id is None else _uuid(user_id)
+        if user_id is not None and uid is None:
+            return []
+        rows = self._read("apikey_list", {"user_id": uid, "limit": limit})
+        return [apikey_from_row(r, _ts) for r in rows]
+
+    def apikey_revoke(
+        self,
+        key_id: str,
+        *,
+        user_id: str | None = None,
+        now: datetime,
+        actor: str | None = None,
+    ) -> ApiKey | None:
+        kid = _uuid(key_id)
+        user_uid = None if user_id is None else _uuid(user_id)
+        if kid is None or (user_id is not None and user_uid is None):
+            return None
+        with self._tx() as conn:
+            rows = _fetch(conn, "apikey_revoke", {"id": kid, "user_id": user_uid, "now": now})
+            if not rows:
+                return None
+            key = apikey_from_row(rows[0], _ts)
+            _audit_key(conn, actor, now, key, "apikey.revoke")
+        return key
+
+    def apikey_touch(self, key_id: str, *, now: datetime) -> None:
+        kid = _uuid(key_id)
+        if kid is None:
+            return
+        with self._pool.connection() as conn:
+            _exec(
+                conn,
+                "apikey_touch",
+                {"id": kid, "now": now, "stale_before": now - APIKEY_TOUCH_INTERVAL},
+            )
+
+    def secret_get_or_create(self, name: str, candidate: bytes, *, now: datetime) -> bytes:
+        with self._pool.connection() as conn:
+            _exec(conn, "secret_insert", {"name": name, "value": candidate, "now": now})
+            rows = _fetch(conn, "secret_get", {"name": name})
+        return bytes(rows[0]["value"])
+
+    # -- audit ----------------------------------------------------------------------------
+
+    def audit_record(
+        self,
+        actor: str,
+        action: str,
+        *,
+        target_kind: str,
+        target_id: str | None = None,
+        owner: str | None = None,
+        details: dict[str, Any] | None = None,
+        now: datetime,
+    ) -> None:
+        with self._pool.connection() as conn:
+            _audit(
+                conn,
+                actor,
+                now,
+                owner=owner,
+                action=action,
+                kind=target_kind,
+                target_id=target_id,
+                details=details or {},
+            )
+
+    def audit_list(
+        self,
+        owner: str | None,
+        *,
+        target_kind: str | None = None,
+        target_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+        before: tuple[datetime, int] | None = None,
+    ) -> list[AuditEntry]:
+        params: dict[str, Any] = {
+            "owner": owner,
+            "target_kind": target_kind,
+            "target_id": target_id,
+            "since": _TIME_MIN if since is None else since,
+            "until": _TIME_MAX if until is None else until,
+            "before_at": _TIME_MAX if before is None else before[0],
+            "before_id": _ID_MAX if before is None else before[1],
+            "limit": limit,
+        }
+        if target_kind is not None and target_id is not None:
+            query = "audit_list_target"
+        elif owner is not None:
+            query = "audit_list_owner"
+        else:
+            query = "audit_list_all"
+        return [audit_from_row(r, _ts) for r in self._read(query, params)]
+
 
 # -- helpers ------------------------------------------------------------------------------
+
+
+_TIME_MIN = datetime(1, 1, 2, tzinfo=UTC)
+_TIME_MAX = datetime(9999, 12, 30, tzinfo=UTC)
+_ID_MAX = 2**63 - 1
+
+
+def _lock_key(text: str) -> int:
+    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _json_text(value: dict[str, Any]) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def _audit(
+    conn: Conn,
+    actor: str | None,
+    now: datetime,
+    *,
+    owner: str | None,
+    action: str,
+    kind: str,
+    target_id: str | None,
+    details: dict[str, Any],
+) -> None:
+    """Append an audit entry in the caller's transaction; nothing without an actor."""
+    if actor is None:
+        return
+    _exec(
+        conn,
+        "audit_insert",
+        {
+            "at": now,
+            "actor": actor,
+            "owner": owner,
+            "action": action,
+            "target_kind": kind,
+            "target_id": target_id,
+            "details": _json_text(details),
+        },
+    )
+
+
+def _audit_job(
+    conn: Conn,
+    actor: str | None,
+    now: datetime,
+    row: Row,
+    action: str,
+    *,
+    changed: list[str] | None = None,
+) -> None:
+    details: dict[str, Any] = {"name": row["name"]}
+    if "version" in row:
+        details["version"] = row["version"]
+    if changed is not None:
+        details["changed"] = changed
+    _audit(
+        conn,
+        actor,
+        now,
+        owner=row["owner"],
+        action=action,
+        kind="job",
+        target_id=str(row["id"]),
+        details=details,
+    )
+
+
+def _audit_run(conn: Conn, actor: str | None, now: datetime, row: Row, action: str) -> None:
+    _audit(
+        conn,
+        actor,
+        now,
+        owner=row["owner"],
+        action=action,
+        kind="run",
+        target_id=str(row["id"]),
+        details={"job_id": str(row["job_id"]), "job": row["job_name"]},
+    )
+
+
+def _audit_user(
+    conn: Conn,
+    actor: str | None,
+    now: datetime,
+    user: User,
+    action: str,
+    details: dict[str, Any],
+) -> None:
+    _audit(
+        conn,
+        actor,
+        now,
+        owner=None,
+        action=action,
+        kind="user",
+        target_id=user.id,
+        details={"name": user.name, **details},
+    )
+
+
+def _audit_key(conn: Conn, actor: str | None, now: datetime, key: ApiKey, action: str) -> None:
+    _audit(
+        conn,
+        actor,
+        now,
+        owner=None,
+        action=action,
+        kind="apikey",
+        target_id=key.id,
+        details={"name": key.name, "prefix": key.prefix, "user_id": key.user_id},
+    )
+
+
+def _user_params(user: User) -> dict[str, Any]:
+    uid = _uuid(user.id)
+    if uid is None:
+        raise InvalidInput("user id must be a UUID", field="id")
+    return {
+        "id": uid,
+        "name": user.name,
+        "password_hash": user.password_hash,
+        "role": user.role.value,
+        "owner": user.owner,
+        "created_at": user.created_at,
+        "updated_at": user.updated_at,
+        "disabled_at": user.disabled_at,
+    }
+
+
+def _apikey_params(key: ApiKey, user_uid: UUID) -> dict[str, Any]:
+    kid = _uuid(key.id)
+    if kid is None:
+        raise InvalidInput("key id must be a UUID", field="id")
+    return {
+        "id": kid,
+        "prefix": key.prefix,
+        "secret_hash": key.secret_hash,
+        "user_id": user_uid,
+        "name": key.name,
+        "created_at": key.created_at,
+        "expires_at": key.expires_at,
+        "revoked_at": key.revoked_at,
+        "last_used_at": key.last_used_at,
+    }
 
 
 _BULK_CHUNK = 5000

@@ -47,7 +47,8 @@ WHERE id = :id AND deleted_at IS NULL AND (:owner IS NULL OR owner = :owner);
 -- name: job_soft_delete
 UPDATE jobs
 SET deleted_at = :now, next_fire_at = NULL, version = version + 1, updated_at = :now
-WHERE id = :id AND deleted_at IS NULL AND (:owner IS NULL OR owner = :owner);
+WHERE id = :id AND deleted_at IS NULL AND (:owner IS NULL OR owner = :owner)
+RETURNING id, owner, name;
 
 -- name: runs_cancel_pending_of_job
 -- Fires materialized from a schedule that no longer applies (replaced, paused, deleted).
@@ -191,3 +192,121 @@ WHERE id = :id AND state = 'dead';
 
 -- name: run_counts
 SELECT state, count(*) AS n FROM runs WHERE (:owner IS NULL OR owner = :owner) GROUP BY state;
+
+-- Users, API keys, secrets -------------------------------------------------------------------
+
+-- name: user_insert
+INSERT INTO users (id, name, password_hash, role, owner, created_at, updated_at, disabled_at)
+VALUES (:id, :name, :password_hash, :role, :owner, :created_at, :updated_at, :disabled_at)
+ON CONFLICT (name) DO NOTHING;
+
+-- name: user_any
+SELECT 1 FROM users LIMIT 1;
+
+-- name: user_by_id
+SELECT * FROM users WHERE id = :id;
+
+-- name: user_by_name
+SELECT * FROM users WHERE name = :name;
+
+-- name: user_list
+SELECT * FROM users WHERE (:after_name IS NULL OR name > :after_name) ORDER BY name LIMIT :limit;
+
+-- name: user_set_password
+UPDATE users SET password_hash = :password_hash, updated_at = :now WHERE id = :id
+RETURNING *;
+
+-- name: user_set_role
+UPDATE users SET role = :role, updated_at = :now WHERE id = :id RETURNING *;
+
+-- name: user_set_disabled
+UPDATE users
+SET disabled_at = CASE WHEN :disabled THEN COALESCE(disabled_at, :now) END, updated_at = :now
+WHERE id = :id
+RETURNING *;
+
+-- name: apikey_insert
+INSERT INTO api_keys (id, prefix, secret_hash, user_id, name, created_at, expires_at,
+                      revoked_at, last_used_at)
+VALUES (:id, :prefix, :secret_hash, :user_id, :name, :created_at, :expires_at, :revoked_at,
+        :last_used_at)
+ON CONFLICT (prefix) DO NOTHING;
+
+-- name: apikey_by_prefix
+SELECT * FROM api_keys WHERE prefix = :prefix;
+
+-- name: apikey_by_id
+SELECT k.*, u.name AS user_name FROM api_keys k JOIN users u ON u.id = k.user_id
+WHERE k.id = :id AND (:user_id IS NULL OR k.user_id = :user_id);
+
+-- name: apikey_list
+SELECT * FROM api_keys WHERE (:user_id IS NULL OR user_id = :user_id)
+ORDER BY created_at, id LIMIT :limit;
+
+-- name: apikey_revoke
+UPDATE api_keys SET revoked_at = COALESCE(revoked_at, :now)
+WHERE id = :id AND (:user_id IS NULL OR user_id = :user_id)
+RETURNING *;
+
+-- name: apikey_touch
+UPDATE api_keys SET last_used_at = :now
+WHERE id = :id AND (last_used_at IS NULL OR last_used_at <= :stale_before);
+
+-- name: secret_insert
+INSERT INTO server_secrets (name, value, created_at) VALUES (:name, :value, :now)
+ON CONFLICT (name) DO NOTHING;
+
+-- name: secret_get
+SELECT value FROM server_secrets WHERE name = :name;
+
+-- Audit and job versions ---------------------------------------------------------------------
+
+-- name: audit_insert
+INSERT INTO audit_log (at, actor, owner, action, target_kind, target_id, details)
+VALUES (:at, :actor, :owner, :action, :target_kind, :target_id, :details);
+
+-- name: audit_list_all
+-- Newest first by (at, id); the bounds are always given (the caller fills the open ends),
+-- so each query is one range scan of its index.
+SELECT * FROM audit_log INDEXED BY audit_at
+WHERE (:target_kind IS NULL OR target_kind = :target_kind)
+  AND at >= :since AND at < :until AND (at, id) < (:before_at, :before_id)
+ORDER BY at DESC, id DESC
+LIMIT :limit;
+
+-- name: audit_list_owner
+SELECT * FROM audit_log INDEXED BY audit_owner
+WHERE owner = :owner AND (:target_kind IS NULL OR target_kind = :target_kind)
+  AND at >= :since AND at < :until AND (at, id) < (:before_at, :before_id)
+ORDER BY at DESC, id DESC
+LIMIT :limit;
+
+-- name: audit_list_target
+SELECT * FROM audit_log INDEXED BY audit_target
+WHERE target_kind = :target_kind AND target_id = :target_id
+  AND (:owner IS NULL OR owner = :owner)
+  AND at >= :since AND at < :until AND (at, id) < (:before_at, :before_id)
+ORDER BY at DESC, id DESC
+LIMIT :limit;
+
+-- name: job_snapshot
+-- Keep a job's current definition before it changes (the same transaction changes it).
+INSERT INTO job_versions (job_id, version, definition, changed_at, changed_by)
+SELECT id, version,
+       json_object('name', name, 'schedule', json(schedule), 'action', json(action),
+                   'payload', json(payload), 'policy', json(policy), 'paused', paused),
+       :now, :actor
+FROM jobs WHERE id = :id;
+
+-- name: job_update
+UPDATE jobs
+SET name = :name, schedule = :schedule, action = :action, payload = :payload,
+    policy = :policy, next_fire_at = :next_fire_at, version = version + 1, updated_at = :now
+WHERE id = :id;
+
+-- name: job_versions_list
+SELECT v.* FROM job_versions v JOIN jobs j ON j.id = v.job_id
+WHERE v.job_id = :job_id AND (:owner IS NULL OR j.owner = :owner)
+  AND (:before_version IS NULL OR v.version < :before_version)
+ORDER BY v.version DESC
+LIMIT :limit;

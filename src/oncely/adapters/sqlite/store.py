@@ -26,14 +26,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from oncely.adapters.codec import (
+    apikey_from_row,
     attempt_from_row,
+    audit_from_row,
     claimed_from_row,
+    definition_changes,
     from_micros,
     job_columns,
     job_from_row,
+    job_version_from_row,
     policy_from_row,
     run_from_row,
     to_micros,
+    user_from_row,
 )
 from oncely.adapters.sqlfile import load_migrations, load_queries
 from oncely.domain.errors import Conflict, NotFound
@@ -41,13 +46,18 @@ from oncely.domain.firing import FirePlan
 from oncely.domain.ids import new_id
 from oncely.domain.jobs import Job, refuse_duplicate_names, refuse_taken_names
 from oncely.domain.overlap import ClaimCandidate, resolve_overlap
+from oncely.domain.principal import Role
 from oncely.domain.runs import Attempt, Run, RunState
+from oncely.domain.users import ApiKey, User
 from oncely.ports.store import (
+    APIKEY_TOUCH_INTERVAL,
     AttemptResult,
+    AuditEntry,
     ClaimedRun,
     ClaimParams,
     CommitResult,
     ExpiredRun,
+    JobVersion,
     Lease,
 )
 
@@ -166,7 +176,9 @@ class SqliteStore:
 
     # -- jobs -----------------------------------------------------------------------------
 
-    def job_create(self, job: Job, *, replace: bool = False, now: datetime) -> Job:
+    def job_create(
+        self, job: Job, *, replace: bool = False, now: datetime, actor: str | None = None
+    ) -> Job:
         cols = job_columns(job)
         with self._write() as conn:
             existing = conn.execute(
@@ -175,6 +187,10 @@ class SqliteStore:
             if existing is not None:
                 if not replace:
                     raise Conflict(f"a job named {job.name!r} already exists")
+                conn.execute(
+                    Q["job_snapshot"],
+                    {"id": existing["id"], "now": to_micros(now), "actor": actor},
+                )
                 conn.execute(
                     Q["job_replace"],
                     {
@@ -194,9 +210,19 @@ class SqliteStore:
                 conn.execute(Q["job_insert"], _job_params(job))
                 job_id = job.id
             row = conn.execute(Q["job_by_id"], {"id": job_id, "owner": None}).fetchone()
+            _audit(
+                conn,
+                actor,
+                now,
+                owner=job.owner,
+                action="job.replace" if existing is not None else "job.create",
+                kind="job",
+                target_id=job_id,
+                details={"name": job.name, "version": row["version"]},
+            )
         return job_from_row(row, from_micros)
 
-    def jobs_create(self, jobs: Sequence[Job], *, now: datetime) -> int:
+    def jobs_create(self, jobs: Sequence[Job], *, now: datetime, actor: str | None = None) -> int:
         refuse_duplicate_names(jobs)
         if not jobs:
             return 0
@@ -213,6 +239,22 @@ class SqliteStore:
                     )
                 }
                 refuse_taken_names(jobs, names)
+            if actor is not None:
+                conn.executemany(
+                    Q["audit_insert"],
+                    [
+                        _audit_params(
+                            actor,
+                            now,
+                            owner=job.owner,
+                            action="job.create",
+                            kind="job",
+                            target_id=job.id,
+                            details={"name": job.name, "version": job.version},
+                        )
+                        for job in jobs
+                    ],
+                )
         return stored
 
     def job_get(self, owner: str | None, job_id: str) -> Job | None:
@@ -237,6 +279,7 @@ class SqliteStore:
         paused: bool,
         next_fire_at: datetime | None,
         now: datetime,
+        actor: str | None = None,
     ) -> Job | None:
         with self._write() as conn:
             cur = conn.execute(
@@ -257,19 +300,119 @@ class SqliteStore:
                     {"job_id": job_id, "now": to_micros(now), "due_after": to_micros(now)},
                 )
             row = conn.execute(Q["job_by_id"], {"id": job_id, "owner": None}).fetchone()
+            _audit(
+                conn,
+                actor,
+                now,
+                owner=row["owner"],
+                action="job.pause" if paused else "job.resume",
+                kind="job",
+                target_id=job_id,
+                details={"name": row["name"], "version": row["version"]},
+            )
         return job_from_row(row, from_micros)
 
-    def job_delete(self, owner: str | None, job_id: str, *, now: datetime) -> bool:
+    def job_update(
+        self,
+        owner: str | None,
+        job: Job,
+        *,
+        expected_version: int | None = None,
+        now: datetime,
+        actor: str | None = None,
+    ) -> Job | None:
         with self._write() as conn:
-            cur = conn.execute(
-                Q["job_soft_delete"], {"id": job_id, "owner": owner, "now": to_micros(now)}
+            row = conn.execute(Q["job_by_id"], {"id": job.id, "owner": owner}).fetchone()
+            if row is None:
+                return None
+            current = job_from_row(row, from_micros)
+            if expected_version is not None and current.version != expected_version:
+                raise Conflict(
+                    f"job {current.name!r} is at version {current.version}, "
+                    f"not {expected_version}: it changed meanwhile; read it again",
+                )
+            changed = definition_changes(current, job)
+            if not changed:
+                return current
+            if "name" in changed:
+                taken = conn.execute(
+                    Q["job_by_name"], {"owner": current.owner, "name": job.name}
+                ).fetchone()
+                if taken is not None:
+                    raise Conflict(f"a job named {job.name!r} already exists")
+            conn.execute(Q["job_snapshot"], {"id": job.id, "now": to_micros(now), "actor": actor})
+            conn.execute(
+                Q["job_update"],
+                {
+                    **job_columns(job),
+                    "id": job.id,
+                    "name": job.name,
+                    "next_fire_at": _us(job.next_fire_at),
+                    "now": to_micros(now),
+                },
             )
-            if cur.rowcount == 0:
+            conn.execute(
+                Q["runs_cancel_pending_of_job"],
+                {"job_id": job.id, "now": to_micros(now), "due_after": 0},
+            )
+            row = conn.execute(Q["job_by_id"], {"id": job.id, "owner": None}).fetchone()
+            _audit(
+                conn,
+                actor,
+                now,
+                owner=current.owner,
+                action="job.update",
+                kind="job",
+                target_id=job.id,
+                details={"name": job.name, "version": row["version"], "changed": changed},
+            )
+        return job_from_row(row, from_micros)
+
+    def job_versions_list(
+        self,
+        owner: str | None,
+        job_id: str,
+        *,
+        limit: int = 100,
+        before_version: int | None = None,
+    ) -> list[JobVersion]:
+        rows = self._read(
+            "job_versions_list",
+            {"job_id": job_id, "owner": owner, "limit": limit, "before_version": before_version},
+        )
+        return [job_version_from_row(r, from_micros) for r in rows]
+
+    def job_delete(
+        self, owner: str | None, job_id: str, *, now: datetime, actor: str | None = None
+    ) -> bool:
+        with self._write() as conn:
+            row = conn.execute(
+                Q["job_soft_delete"], {"id": job_id, "owner": owner, "now": to_micros(now)}
+            ).fetchone()
+            if row is None:
                 return False
             conn.execute(Q["runs_cancel_waiting_of_job"], {"job_id": job_id, "now": to_micros(now)})
+            _audit(
+                conn,
+                actor,
+                now,
+                owner=row["owner"],
+                action="job.delete",
+                kind="job",
+                target_id=job_id,
+                details={"name": row["name"]},
+            )
         return True
 
-    def job_trigger(self, owner: str | None, job_id: str, *, run_id: str, now: datetime) -> Run:
+    def job_trigger(
+        self,
+        owner: str | None,
+        job_id: str,
+        *,
+        run_id: str,
+        now: datetime,
+        actor: str | None = None,
+    ) -> Run:
         with self._write() as conn:
             row = conn.execute(Q["job_by_id"], {"id": job_id, "owner": owner}).fetchone()
             if row is None:
@@ -297,6 +440,16 @@ class SqliteStore:
             if cur.rowcount == 0:
                 raise Conflict("a run of this job is already scheduled for this instant; retry")
             run_row = conn.execute(Q["run_by_id"], {"id": run_id, "owner": None}).fetchone()
+            _audit(
+                conn,
+                actor,
+                now,
+                owner=job.owner,
+                action="job.trigger",
+                kind="job",
+                target_id=job.id,
+                details={"name": job.name, "run_id": run_id},
+            )
         return run_from_row(run_row, from_micros)
 
     # -- leases and scheduling ------------------------------------------------------------
@@ -579,7 +732,9 @@ class SqliteStore:
         rows = self._read("attempt_list", {"run_id": run_id, "owner": owner})
         return [attempt_from_row(r, from_micros) for r in rows]
 
-    def run_cancel(self, owner: str | None, run_id: str, *, now: datetime) -> Run | None:
+    def run_cancel(
+        self, owner: str | None, run_id: str, *, now: datetime, actor: str | None = None
+    ) -> Run | None:
         with self._write() as conn:
             row = conn.execute(Q["run_by_id"], {"id": run_id, "owner": owner}).fetchone()
             if row is None:
@@ -596,9 +751,12 @@ class SqliteStore:
             conn.execute(Q["run_cancel_running"], params)
             conn.execute(Q["run_set_cancelled"], params)
             row = conn.execute(Q["run_by_id"], {"id": run_id, "owner": None}).fetchone()
+            _audit_run(conn, actor, now, row, "run.cancel")
         return run_from_row(row, from_micros)
 
-    def run_requeue(self, owner: str | None, run_id: str, *, now: datetime) -> Run | None:
+    def run_requeue(
+        self, owner: str | None, run_id: str, *, now: datetime, actor: str | None = None
+    ) -> Run | None:
         with self._write() as conn:
             row = conn.execute(Q["run_by_id"], {"id": run_id, "owner": owner}).fetchone()
             if row is None:
@@ -607,10 +765,311 @@ class SqliteStore:
             if cur.rowcount == 0:
                 raise Conflict(f"only dead runs can be requeued; run {run_id} is {row['state']}")
             row = conn.execute(Q["run_by_id"], {"id": run_id, "owner": None}).fetchone()
+            _audit_run(conn, actor, now, row, "run.requeue")
         return run_from_row(row, from_micros)
 
     def run_counts(self, owner: str | None) -> dict[str, int]:
         return {r["state"]: r["n"] for r in self._read("run_counts", {"owner": owner})}
+
+    # -- users, API keys, secrets ---------------------------------------------------------
+
+    def user_create(self, user: User, *, now: datetime, actor: str | None = None) -> User:
+        with self._write() as conn:
+            if conn.execute(Q["user_insert"], _user_params(user)).rowcount == 0:
+                raise Conflict(f"a user named {user.name!r} already exists")
+            _audit_user(conn, actor, now, user, "user.create", {"role": user.role.value})
+        return user
+
+    def user_create_first(self, user: User, *, now: datetime) -> bool:
+        with self._write() as conn:
+            if conn.execute(Q["user_any"]).fetchone() is not None:
+                return False
+            conn.execute(Q["user_insert"], _user_params(user))
+            _audit_user(conn, "system", now, user, "user.create", {"role": user.role.value})
+        return True
+
+    def user_get(self, user_id: str) -> User | None:
+        rows = self._read("user_by_id", {"id": user_id})
+        return user_from_row(rows[0], from_micros) if rows else None
+
+    def user_get_by_name(self, name: str) -> User | None:
+        rows = self._read("user_by_name", {"name": name})
+        return user_from_row(rows[0], from_micros) if rows else None
+
+    def user_list(self, *, limit: int = 100, after_name: str | None = None) -> list[User]:
+        rows = self._read("user_list", {"after_name": after_name, "limit": limit})
+        return [user_from_row(r, from_micros) for r in rows]
+
+    def user_set_password(
+        self, user_id: str, password_hash: str, *, now: datetime, actor: str | None = None
+    ) -> bool:
+        with self._write() as conn:
+            row = conn.execute(
+                Q["user_set_password"],
+                {"id": user_id, "password_hash": password_hash, "now": to_micros(now)},
+            ).fetchone()
+            if row is None:
+                return False
+            _audit_user(conn, actor, now, user_from_row(row, from_micros), "user.password", {})
+        return True
+
+    def user_set_role(
+        self, user_id: str, role: Role, *, now: datetime, actor: str | None = None
+    ) -> User | None:
+        with self._write() as conn:
+            row = conn.execute(
+                Q["user_set_role"], {"id": user_id, "role": role.value, "now": to_micros(now)}
+            ).fetchone()
+            if row is None:
+                return None
+            user = user_from_row(row, from_micros)
+            _audit_user(conn, actor, now, user, "user.role", {"role": role.value})
+        return user
+
+    def user_disable(
+        self, user_id: str, *, disabled: bool = True, now: datetime, actor: str | None = None
+    ) -> User | None:
+        with self._write() as conn:
+            row = conn.execute(
+                Q["user_set_disabled"],
+                {"id": user_id, "disabled": int(disabled), "now": to_micros(now)},
+            ).fetchone()
+            if row is None:
+                return None
+            user = user_from_row(row, from_micros)
+            action = "user.disable" if disabled else "user.enable"
+            _audit_user(conn, actor, now, user, action, {})
+        return user
+
+    def apikey_create(self, key: ApiKey, *, now: datetime, actor: str | None = None) -> ApiKey:
+        with self._write() as conn:
+            if conn.execute(Q["apikey_insert"], _apikey_params(key)).rowcount == 0:
+                raise Conflict("an API key with this prefix exists; create it again")
+            _audit_key(conn, actor, now, key, "apikey.create")
+        return key
+
+    def apikey_get_by_prefix(self, prefix: str) -> ApiKey | None:
+        rows = self._read("apikey_by_prefix", {"prefix": prefix})
+        return apikey_from_row(rows[0], from_micros) if rows else None
+
+    def apikey_list(self, user_id: str | None, *, limit: int = 100) -> list[ApiKey]:
+        rows = self._read("apikey_list", {"user_id": user_id, "limit": limit})
+        return [apikey_from_row(r, from_micros) for r in rows]
+
+    def apikey_revoke(
+        self,
+        key_id: str,
+        *,
+        user_id: str | None = None,
+        now: datetime,
+        actor: str | None = None,
+    ) -> ApiKey | None:
+        with self._write() as conn:
+            row = conn.execute(
+                Q["apikey_revoke"], {"id": key_id, "user_id": user_id, "now": to_micros(now)}
+            ).fetchone()
+            if row is None:
+                return None
+            key = apikey_from_row(row, from_micros)
+            _audit_key(conn, actor, now, key, "apikey.revoke")
+        return key
+
+    def apikey_touch(self, key_id: str, *, now: datetime) -> None:
+        stale = to_micros(now - APIKEY_TOUCH_INTERVAL)
+        # Read first: most calls find the key recently touched and need no write lock.
+        rows = self._read("apikey_by_id", {"id": key_id, "user_id": None})
+        if not rows or (rows[0]["last_used_at"] or 0) > stale:
+            return
+        with self._write() as conn:
+            conn.execute(
+                Q["apikey_touch"], {"id": key_id, "now": to_micros(now), "stale_before": stale}
+            )
+
+    def secret_get_or_create(self, name: str, candidate: bytes, *, now: datetime) -> bytes:
+        with self._write() as conn:
+            conn.execute(
+                Q["secret_insert"], {"name": name, "value": candidate, "now": to_micros(now)}
+            )
+            row = conn.execute(Q["secret_get"], {"name": name}).fetchone()
+        return bytes(row["value"])
+
+    # -- audit ----------------------------------------------------------------------------
+
+    def audit_record(
+        self,
+        actor: str,
+        action: str,
+        *,
+        target_kind: str,
+        target_id: str | None = None,
+        owner: str | None = None,
+        details: dict[str, Any] | None = None,
+        now: datetime,
+    ) -> None:
+        with self._write() as conn:
+            _audit(
+                conn,
+                actor,
+                now,
+                owner=owner,
+                action=action,
+                kind=target_kind,
+                target_id=target_id,
+                details=details or {},
+            )
+
+    def audit_list(
+        self,
+        owner: str | None,
+        *,
+        target_kind: str | None = None,
+        target_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+        before: tuple[datetime, int] | None = None,
+    ) -> list[AuditEntry]:
+        params: dict[str, Any] = {
+            "owner": owner,
+            "target_kind": target_kind,
+            "target_id": target_id,
+            "since": _MIN_US if since is None else to_micros(since),
+            "until": _MAX_US if until is None else to_micros(until),
+            "before_at": _MAX_US if before is None else to_micros(before[0]),
+            "before_id": _MAX_US if before is None else before[1],
+            "limit": limit,
+        }
+        if target_kind is not None and target_id is not None:
+            query = "audit_list_target"
+        elif owner is not None:
+            query = "audit_list_owner"
+        else:
+            query = "audit_list_all"
+        return [audit_from_row(r, from_micros) for r in self._read(query, params)]
+
+
+_MIN_US = -(2**62)
+_MAX_US = 2**62
+
+
+def _audit_params(
+    actor: str,
+    now: datetime,
+    *,
+    owner: str | None,
+    action: str,
+    kind: str,
+    target_id: str | None,
+    details: dict[str, Any],
+) -> dict[str, Any]:
+    return {
+        "at": to_micros(now),
+        "actor": actor,
+        "owner": owner,
+        "action": action,
+        "target_kind": kind,
+        "target_id": target_id,
+        "details": json.dumps(details, separators=(",", ":"), default=str),
+    }
+
+
+def _audit(
+    conn: sqlite3.Connection,
+    actor: str | None,
+    now: datetime,
+    *,
+    owner: str | None,
+    action: str,
+    kind: str,
+    target_id: str | None,
+    details: dict[str, Any],
+) -> None:
+    """Append an audit entry in the caller's transaction; nothing without an actor."""
+    if actor is None:
+        return
+    conn.execute(
+        Q["audit_insert"],
+        _audit_params(
+            actor, now, owner=owner, action=action, kind=kind, target_id=target_id, details=details
+        ),
+    )
+
+
+def _audit_run(
+    conn: sqlite3.Connection, actor: str | None, now: datetime, row: sqlite3.Row, action: str
+) -> None:
+    _audit(
+        conn,
+        actor,
+        now,
+        owner=row["owner"],
+        action=action,
+        kind="run",
+        target_id=row["id"],
+        details={"job_id": row["job_id"], "job": row["job_name"]},
+    )
+
+
+def _audit_user(
+    conn: sqlite3.Connection,
+    actor: str | None,
+    now: datetime,
+    user: User,
+    action: str,
+    details: dict[str, Any],
+) -> None:
+    _audit(
+        conn,
+        actor,
+        now,
+        owner=None,
+        action=action,
+        kind="user",
+        target_id=user.id,
+        details={"name": user.name, **details},
+    )
+
+
+def _audit_key(
+    conn: sqlite3.Connection, actor: str | None, now: datetime, key: ApiKey, action: str
+) -> None:
+    _audit(
+        conn,
+        actor,
+        now,
+        owner=None,
+        action=action,
+        kind="apikey",
+        target_id=key.id,
+        details={"name": key.name, "prefix": key.prefix, "user_id": key.user_id},
+    )
+
+
+def _user_params(user: User) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "name": user.name,
+        "password_hash": user.password_hash,
+        "role": user.role.value,
+        "owner": user.owner,
+        "created_at": to_micros(user.created_at),
+        "updated_at": to_micros(user.updated_at),
+        "disabled_at": _us(user.disabled_at),
+    }
+
+
+def _apikey_params(key: ApiKey) -> dict[str, Any]:
+    return {
+        "id": key.id,
+        "prefix": key.prefix,
+        "secret_hash": key.secret_hash,
+        "user_id": key.user_id,
+        "name": key.name,
+        "created_at": to_micros(key.created_at),
+        "expires_at": _us(key.expires_at),
+        "revoked_at": _us(key.revoked_at),
+        "last_used_at": _us(key.last_used_at),
+    }
 
 
 def _shard_of_lease(lease: Lease) -> int:
