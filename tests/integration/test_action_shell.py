@@ -264,3 +264,30 @@ async def _wait_for_group(pidfile: Path, members: int) -> int:
             return pgid
         await asyncio.sleep(0.02)
     raise AssertionError("the process group never started")
+
+
+def test_stdin_is_written_then_closed() -> None:
+    # As cron feeds a crontab line's text after %: the program reads it, then end of file.
+    action = ShellAction(argv=("sh", "-c", "cat; echo end"), stdin="first\nsecond\n")
+    result = run(action)
+    assert result.ok
+    assert result.output == "first\nsecond\nend\n"
+
+
+def test_a_program_that_ignores_its_stdin_still_succeeds() -> None:
+    # More than a pipe holds, never read: the attempt ends with the program, not with the write.
+    big = "x" * (64 * 1024 - 1)
+    assert run(ShellAction(argv=("true",), stdin=big)).ok
+    assert run(ShellAction(argv=("sh", "-c", "head -c 3"), stdin=big)).output == "xxx"
+
+
+def test_stdin_travels_with_the_stored_action() -> None:
+    from oncely.domain.actions import action_from_dict, action_to_dict
+    from oncely.domain.errors import InvalidInput
+
+    action = ShellAction(argv=("sh", "-c", "cat"), stdin="hello\n")
+    assert action_from_dict(action_to_dict(action)) == action
+    assert "stdin" not in action_to_dict(ShellAction(argv=("true",)))
+    with pytest.raises(InvalidInput) as info:
+        action_from_dict({"kind": "shell", "argv": ["cat"], "stdin": "x" * (64 * 1024 + 1)})
+    assert info.value.field == "shell.stdin"

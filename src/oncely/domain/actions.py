@@ -20,6 +20,7 @@ from oncely.domain.limits import (
     MAX_HEADERS,
     MAX_NAME_CHARS,
     MAX_STATEMENT_CHARS,
+    MAX_STDIN_BYTES,
 )
 
 HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
@@ -48,11 +49,15 @@ class HttpAction:
 
 @dataclass(frozen=True)
 class ShellAction:
-    """Run a program as an argv list (never through a shell). Exit code 0 is success."""
+    """Run a program as an argv list (never through a shell). Exit code 0 is success.
+
+    ``stdin``, when given, is written to the program's standard input (then closed); without
+    it the program reads /dev/null. (A crontab line's text after ``%`` becomes ``stdin``.)"""
 
     argv: tuple[str, ...]
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: str | None = None
+    stdin: str | None = None
     kind: Literal["shell"] = "shell"
 
 
@@ -129,6 +134,14 @@ def validate_action(action: Action) -> Action:
         for key, value in action.env.items():
             if not key or "=" in key or "\x00" in key or "\x00" in value:
                 raise InvalidInput(f"invalid environment variable {key!r}", field="shell.env")
+        if action.stdin is not None:
+            if not isinstance(action.stdin, str):
+                raise InvalidInput("shell.stdin must be a string", field="shell.stdin")
+            if len(action.stdin.encode("utf-8", errors="replace")) > MAX_STDIN_BYTES:
+                raise InvalidInput(
+                    f"shell.stdin is larger than {MAX_STDIN_BYTES // 1024} KiB",
+                    field="shell.stdin",
+                )
     elif isinstance(action, PythonAction):
         if not _TASK_NAME.match(action.task) or len(action.task) > MAX_NAME_CHARS:
             raise InvalidInput(f"invalid task name {action.task!r}", field="task")
@@ -153,12 +166,15 @@ def action_to_dict(action: Action) -> dict[str, Any]:
             "success_statuses": list(action.success_statuses),
         }
     if isinstance(action, ShellAction):
-        return {
+        shell: dict[str, Any] = {
             "kind": "shell",
             "argv": list(action.argv),
             "env": dict(action.env),
             "cwd": action.cwd,
         }
+        if action.stdin is not None:  # absent rather than null: older readers ignore nothing
+            shell["stdin"] = action.stdin
+        return shell
     if isinstance(action, PythonAction):
         return {"kind": "python", "task": action.task}
     return {
@@ -188,6 +204,7 @@ def action_from_dict(data: Mapping[str, Any]) -> Action:
                 argv=tuple(data["argv"]),
                 env=dict(data.get("env") or {}),
                 cwd=data.get("cwd"),
+                stdin=data.get("stdin"),
             )
         elif kind == "python":
             action = PythonAction(task=data["task"])

@@ -15,6 +15,8 @@ MAX_NAME_CHARS = 200
 MAX_ARGV_ITEMS = 1024
 MAX_HEADERS = 64
 MAX_STATEMENT_CHARS = 64 * 1024
+MAX_STDIN_BYTES = 64 * 1024
+"""Standard input a shell action hands its program (a crontab line's text after ``%``)."""
 
 
 def cap_text(text: str | None, limit: int, *, keep: str = "head") -> str | None:

@@ -172,6 +172,11 @@ class ShellExecutor:
 
         tail = _Tail(self._settings.max_output_bytes)
         reader = asyncio.ensure_future(self._pump(stream, tail))
+        feeder = (
+            asyncio.ensure_future(self._feed(proc, action.stdin))
+            if action.stdin is not None
+            else None
+        )
         stray = False
         try:
             returncode = await proc.wait()
@@ -189,6 +194,10 @@ class ShellExecutor:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
+            if feeder is not None:
+                feeder.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await feeder
             transport.close()
 
         output = tail.text()
@@ -213,7 +222,7 @@ class ShellExecutor:
         spawn = asyncio.ensure_future(
             asyncio.create_subprocess_exec(
                 *action.argv,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL if action.stdin is None else subprocess.PIPE,
                 stdout=output_fd,
                 stderr=output_fd,
                 cwd=action.cwd,
@@ -237,6 +246,22 @@ class ShellExecutor:
         except Exception:
             return
         await self._terminate_group(proc)
+
+    @staticmethod
+    async def _feed(proc: asyncio.subprocess.Process, data: str) -> None:
+        """Write ``data`` to the program's stdin and close it. A program that exits without
+        reading it all is not an error (cron behaves the same)."""
+        pipe = proc.stdin
+        if pipe is None:
+            return
+        try:
+            pipe.write(data.encode())
+            await pipe.drain()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        finally:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                pipe.close()
 
     @staticmethod
     async def _pump(stream: asyncio.StreamReader, tail: _Tail) -> None:
