@@ -165,6 +165,35 @@ class JobVersion:
     changed_by: str | None
 
 
+@dataclass(frozen=True)
+class JobQuery:
+    """A page of live jobs ordered by (name, id), filtered. ``after`` is the (name, id) of
+    the last job of the previous page. ``last_outcome`` matches the stored state of the job's
+    newest finished run."""
+
+    limit: int = 100
+    after: tuple[str, str] | None = None
+    name_contains: str | None = None
+    paused: bool | None = None
+    queue: str | None = None
+    action_kind: str | None = None
+    last_outcome: RunState | None = None
+
+
+@dataclass(frozen=True)
+class RunQuery:
+    """A page of runs newest first by (scheduled_for, id), filtered. ``before`` is the
+    (scheduled_for, id) of the last run of the previous page; ``since`` (inclusive) and
+    ``until`` (exclusive) bound ``scheduled_for``; ``states`` match the stored state."""
+
+    limit: int = 100
+    before: tuple[datetime, str] | None = None
+    job_id: str | None = None
+    states: Sequence[RunState] | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
 class Store(Protocol):
     dialect: str
     """``sqlite`` or ``postgresql``."""
@@ -214,6 +243,11 @@ class Store(Protocol):
         self, owner: str | None, *, limit: int = 100, after_name: str | None = None
     ) -> list[Job]:
         """Live jobs ordered by (name, id); ``after_name`` pages."""
+        ...
+
+    def job_search(self, owner: str | None, query: JobQuery) -> list[Job]:
+        """A page of live jobs (confined to ``owner`` unless None), along an index in
+        (name, id) order: never a scan of other owners' jobs."""
         ...
 
     def job_set_paused(
@@ -374,6 +408,11 @@ class Store(Protocol):
         """Runs newest first by (scheduled_for, id); ``before`` pages. ``states`` match the
         stored state; show runs through ``visible_state``, which reads a due ``pending`` or
         ``retrying`` run as ``queued``."""
+        ...
+
+    def run_search(self, owner: str | None, query: RunQuery) -> list[Run]:
+        """A page of runs (confined to ``owner`` unless None), along an index in
+        (scheduled_for, id) order: one job's, one owner's, or everyone's."""
         ...
 
     def attempt_list(self, owner: str | None, run_id: str) -> list[Attempt]: ...

@@ -102,6 +102,45 @@ WHERE deleted_at IS NULL AND (%(owner)s::text IS NULL OR owner = %(owner)s)
 ORDER BY name, id
 LIMIT %(limit)s;
 
+-- Job searches page on (name, id) along jobs_list (one owner) or jobs_list_all (admins);
+-- the filters are checked on the rows the index walk meets. ``last_outcome`` is the state
+-- of the job's newest finished run, one probe of runs_job per job.
+-- name: job_search_owner
+SELECT j.id, j.owner, j.name, j.schedule, j.action, j.payload::text AS payload, j.policy, j.paused,
+       j.next_fire_at, j.shard, j.version, j.created_at, j.updated_at
+FROM jobs j
+WHERE j.owner = %(owner)s AND j.deleted_at IS NULL
+  AND (%(after_name)s::text IS NULL
+       OR (j.name, j.id) > (%(after_name)s::text, %(after_id)s::uuid))
+  AND (%(name_contains)s::text IS NULL
+       OR strpos(lower(j.name), lower(%(name_contains)s::text)) > 0)
+  AND (%(paused)s::boolean IS NULL OR j.paused = %(paused)s::boolean)
+  AND (%(queue)s::text IS NULL OR j.policy ->> 'queue' = %(queue)s::text)
+  AND (%(action_kind)s::text IS NULL OR j.action ->> 'kind' = %(action_kind)s::text)
+  AND (%(last_outcome)s::text IS NULL OR (
+        SELECT r.state FROM runs r WHERE r.job_id = j.id AND r.finished_at IS NOT NULL
+        ORDER BY r.scheduled_for DESC, r.id DESC LIMIT 1) = %(last_outcome)s::text)
+ORDER BY j.owner, j.name, j.id
+LIMIT %(limit)s;
+
+-- name: job_search_all
+SELECT j.id, j.owner, j.name, j.schedule, j.action, j.payload::text AS payload, j.policy, j.paused,
+       j.next_fire_at, j.shard, j.version, j.created_at, j.updated_at
+FROM jobs j
+WHERE j.deleted_at IS NULL
+  AND (%(after_name)s::text IS NULL
+       OR (j.name, j.id) > (%(after_name)s::text, %(after_id)s::uuid))
+  AND (%(name_contains)s::text IS NULL
+       OR strpos(lower(j.name), lower(%(name_contains)s::text)) > 0)
+  AND (%(paused)s::boolean IS NULL OR j.paused = %(paused)s::boolean)
+  AND (%(queue)s::text IS NULL OR j.policy ->> 'queue' = %(queue)s::text)
+  AND (%(action_kind)s::text IS NULL OR j.action ->> 'kind' = %(action_kind)s::text)
+  AND (%(last_outcome)s::text IS NULL OR (
+        SELECT r.state FROM runs r WHERE r.job_id = j.id AND r.finished_at IS NOT NULL
+        ORDER BY r.scheduled_for DESC, r.id DESC LIMIT 1) = %(last_outcome)s::text)
+ORDER BY j.name, j.id
+LIMIT %(limit)s;
+
 -- name: job_set_paused
 UPDATE jobs
 SET paused = %(paused)s, next_fire_at = %(next_fire_at)s, version = version + 1,
@@ -129,7 +168,8 @@ WHERE job_id = %(job_id)s AND state IN ('pending', 'queued', 'retrying');
 
 -- name: run_trigger
 -- A manual run, due now; queue, priority and overlap are copied from the job's policy so the
--- claim never needs the job row. Nothing is returned for an unknown job or a taken instant.
+-- claim never needs the job row. Nothing is returned for an unknown job. A manual run has its
+-- own key space (the unique fire key covers scheduled fires only): it never takes a fire's.
 WITH inserted AS (
     INSERT INTO runs (id, job_id, owner, scheduled_for, due_at, state, queue, priority,
                       overlap, manual, created_at)
@@ -138,7 +178,6 @@ WITH inserted AS (
     FROM jobs j
     WHERE j.id = %(job_id)s AND j.deleted_at IS NULL
       AND (%(owner)s::text IS NULL OR j.owner = %(owner)s)
-    ON CONFLICT (job_id, scheduled_for) DO NOTHING
     RETURNING *
 )
 SELECT inserted.*, j.name AS job_name FROM inserted JOIN jobs j ON j.id = inserted.job_id;
@@ -224,7 +263,7 @@ FROM unnest(%(ids)b::uuid[], %(job_ids)b::uuid[], %(scheduled_fors)b::timestampt
             %(first_fires)b::timestamptz[], %(finished_ats)b::timestamptz[])
      AS x (id, job_id, scheduled_for, due_at, state, fires, first_fire, finished_at)
 JOIN jobs j ON j.id = x.job_id
-ON CONFLICT (job_id, scheduled_for) DO NOTHING
+ON CONFLICT (job_id, scheduled_for) WHERE NOT manual DO NOTHING
 RETURNING queue, state;
 
 -- Runs: the worker side ---------------------------------------------------------------------
@@ -375,6 +414,41 @@ WHERE (%(owner)s::text IS NULL OR r.owner = %(owner)s)
   AND (%(states)b::text[] IS NULL OR r.state = ANY(%(states)b))
   AND (%(before_at)s::timestamptz IS NULL
        OR (r.scheduled_for, r.id) < (%(before_at)s, %(before_id)s::uuid))
+ORDER BY r.scheduled_for DESC, r.id DESC
+LIMIT %(limit)s;
+
+-- Run searches, newest first by (scheduled_for, id): along runs_job (one job), runs_owner
+-- (one owner) or runs_time (admins).
+-- name: run_search_job
+SELECT r.*, j.name AS job_name FROM runs r JOIN jobs j ON j.id = r.job_id
+WHERE r.job_id = %(job_id)s::uuid AND (%(owner)s::text IS NULL OR r.owner = %(owner)s::text)
+  AND (%(states)b::text[] IS NULL OR r.state = ANY(%(states)b))
+  AND (%(since)s::timestamptz IS NULL OR r.scheduled_for >= %(since)s::timestamptz)
+  AND (%(until)s::timestamptz IS NULL OR r.scheduled_for < %(until)s::timestamptz)
+  AND (%(before_at)s::timestamptz IS NULL
+       OR (r.scheduled_for, r.id) < (%(before_at)s::timestamptz, %(before_id)s::uuid))
+ORDER BY r.scheduled_for DESC, r.id DESC
+LIMIT %(limit)s;
+
+-- name: run_search_owner
+SELECT r.*, j.name AS job_name FROM runs r JOIN jobs j ON j.id = r.job_id
+WHERE r.owner = %(owner)s::text
+  AND (%(states)b::text[] IS NULL OR r.state = ANY(%(states)b))
+  AND (%(since)s::timestamptz IS NULL OR r.scheduled_for >= %(since)s::timestamptz)
+  AND (%(until)s::timestamptz IS NULL OR r.scheduled_for < %(until)s::timestamptz)
+  AND (%(before_at)s::timestamptz IS NULL
+       OR (r.scheduled_for, r.id) < (%(before_at)s::timestamptz, %(before_id)s::uuid))
+ORDER BY r.scheduled_for DESC, r.id DESC
+LIMIT %(limit)s;
+
+-- name: run_search_all
+SELECT r.*, j.name AS job_name FROM runs r JOIN jobs j ON j.id = r.job_id
+WHERE true
+  AND (%(states)b::text[] IS NULL OR r.state = ANY(%(states)b))
+  AND (%(since)s::timestamptz IS NULL OR r.scheduled_for >= %(since)s::timestamptz)
+  AND (%(until)s::timestamptz IS NULL OR r.scheduled_for < %(until)s::timestamptz)
+  AND (%(before_at)s::timestamptz IS NULL
+       OR (r.scheduled_for, r.id) < (%(before_at)s::timestamptz, %(before_id)s::uuid))
 ORDER BY r.scheduled_for DESC, r.id DESC
 LIMIT %(limit)s;
 

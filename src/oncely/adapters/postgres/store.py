@@ -81,8 +81,10 @@ from oncely.ports.store import (
     ClaimParams,
     CommitResult,
     ExpiredRun,
+    JobQuery,
     JobVersion,
     Lease,
+    RunQuery,
 )
 
 T = TypeVar("T")
@@ -315,6 +317,26 @@ class PostgresStore:
         self, owner: str | None, *, limit: int = 100, after_name: str | None = None
     ) -> list[Job]:
         rows = self._read("job_list", {"owner": owner, "after_name": after_name, "limit": limit})
+        return [job_from_row(r, _ts) for r in rows]
+
+    def job_search(self, owner: str | None, query: JobQuery) -> list[Job]:
+        after_uid = None if query.after is None else _uuid(query.after[1])
+        if query.after is not None and after_uid is None:
+            return []
+        rows = self._read(
+            "job_search_all" if owner is None else "job_search_owner",
+            {
+                "owner": owner,
+                "limit": query.limit,
+                "after_name": None if query.after is None else query.after[0],
+                "after_id": after_uid,
+                "name_contains": query.name_contains,
+                "paused": query.paused,
+                "queue": query.queue,
+                "action_kind": query.action_kind,
+                "last_outcome": None if query.last_outcome is None else str(query.last_outcome),
+            },
+        )
         return [job_from_row(r, _ts) for r in rows]
 
     def job_set_paused(
@@ -785,6 +807,32 @@ class PostgresStore:
                 "before_at": None if before is None else before[0],
                 "before_id": before_uid,
                 "limit": limit,
+            },
+        )
+        return [run_from_row(r, _ts) for r in rows]
+
+    def run_search(self, owner: str | None, query: RunQuery) -> list[Run]:
+        job_uid = None if query.job_id is None else _uuid(query.job_id)
+        before_uid = None if query.before is None else _uuid(query.before[1])
+        if (query.job_id is not None and job_uid is None) or (
+            query.before is not None and before_uid is None
+        ):
+            return []
+        if job_uid is not None:
+            name = "run_search_job"
+        else:
+            name = "run_search_all" if owner is None else "run_search_owner"
+        rows = self._read(
+            name,
+            {
+                "owner": owner,
+                "job_id": job_uid,
+                "states": None if query.states is None else [str(s) for s in query.states],
+                "since": query.since,
+                "until": query.until,
+                "before_at": None if query.before is None else query.before[0],
+                "before_id": before_uid,
+                "limit": query.limit,
             },
         )
         return [run_from_row(r, _ts) for r in rows]

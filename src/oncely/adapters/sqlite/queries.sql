@@ -39,6 +39,39 @@ WHERE deleted_at IS NULL AND (:owner IS NULL OR owner = :owner)
 ORDER BY name, id
 LIMIT :limit;
 
+-- Job searches page on (name, id) along jobs_list (one owner) or jobs_list_all (admins);
+-- the filters are checked on the rows the index walk meets. ``last_outcome`` is the state
+-- of the job's newest finished run, one probe of runs_job per job.
+-- name: job_search_owner
+SELECT j.* FROM jobs j
+WHERE j.owner = :owner AND j.deleted_at IS NULL
+  AND (:after_name IS NULL OR j.name > :after_name
+       OR (j.name = :after_name AND j.id > :after_id))
+  AND (:name_contains IS NULL OR instr(lower(j.name), lower(:name_contains)) > 0)
+  AND (:paused IS NULL OR j.paused = :paused)
+  AND (:queue IS NULL OR json_extract(j.policy, '$.queue') = :queue)
+  AND (:action_kind IS NULL OR json_extract(j.action, '$.kind') = :action_kind)
+  AND (:last_outcome IS NULL OR (
+        SELECT r.state FROM runs r WHERE r.job_id = j.id AND r.finished_at IS NOT NULL
+        ORDER BY r.scheduled_for DESC, r.id DESC LIMIT 1) = :last_outcome)
+ORDER BY j.owner, j.name, j.id
+LIMIT :limit;
+
+-- name: job_search_all
+SELECT j.* FROM jobs j
+WHERE j.deleted_at IS NULL
+  AND (:after_name IS NULL OR j.name > :after_name
+       OR (j.name = :after_name AND j.id > :after_id))
+  AND (:name_contains IS NULL OR instr(lower(j.name), lower(:name_contains)) > 0)
+  AND (:paused IS NULL OR j.paused = :paused)
+  AND (:queue IS NULL OR json_extract(j.policy, '$.queue') = :queue)
+  AND (:action_kind IS NULL OR json_extract(j.action, '$.kind') = :action_kind)
+  AND (:last_outcome IS NULL OR (
+        SELECT r.state FROM runs r WHERE r.job_id = j.id AND r.finished_at IS NOT NULL
+        ORDER BY r.scheduled_for DESC, r.id DESC LIMIT 1) = :last_outcome)
+ORDER BY j.name, j.id
+LIMIT :limit;
+
 -- name: job_set_paused
 UPDATE jobs
 SET paused = :paused, next_fire_at = :next_fire_at, version = version + 1, updated_at = :now
@@ -64,7 +97,7 @@ INSERT INTO runs (id, job_id, owner, scheduled_for, due_at, state, queue, priori
                   fires, first_fire, manual, finished_at, created_at)
 VALUES (:id, :job_id, :owner, :scheduled_for, :due_at, :state, :queue, :priority, :overlap,
         :fires, :first_fire, :manual, :finished_at, :created_at)
-ON CONFLICT (job_id, scheduled_for) DO NOTHING;
+ON CONFLICT (job_id, scheduled_for) WHERE manual = 0 DO NOTHING;
 
 -- name: lease_get
 SELECT * FROM leases WHERE name = :name;
@@ -175,6 +208,41 @@ SELECT r.*, j.name AS job_name FROM runs r JOIN jobs j ON j.id = r.job_id
 WHERE (:owner IS NULL OR r.owner = :owner)
   AND (:job_id IS NULL OR r.job_id = :job_id)
   AND (:states IS NULL OR r.state IN (SELECT value FROM json_each(:states)))
+  AND (:before_at IS NULL OR r.scheduled_for < :before_at
+       OR (r.scheduled_for = :before_at AND r.id < :before_id))
+ORDER BY r.scheduled_for DESC, r.id DESC
+LIMIT :limit;
+
+-- Run searches, newest first by (scheduled_for, id): along runs_job (one job), runs_owner
+-- (one owner) or runs_time (admins).
+-- name: run_search_job
+SELECT r.*, j.name AS job_name FROM runs r JOIN jobs j ON j.id = r.job_id
+WHERE r.job_id = :job_id AND (:owner IS NULL OR r.owner = :owner)
+  AND (:states IS NULL OR r.state IN (SELECT value FROM json_each(:states)))
+  AND (:since IS NULL OR r.scheduled_for >= :since)
+  AND (:until IS NULL OR r.scheduled_for < :until)
+  AND (:before_at IS NULL OR r.scheduled_for < :before_at
+       OR (r.scheduled_for = :before_at AND r.id < :before_id))
+ORDER BY r.scheduled_for DESC, r.id DESC
+LIMIT :limit;
+
+-- name: run_search_owner
+SELECT r.*, j.name AS job_name FROM runs r JOIN jobs j ON j.id = r.job_id
+WHERE r.owner = :owner
+  AND (:states IS NULL OR r.state IN (SELECT value FROM json_each(:states)))
+  AND (:since IS NULL OR r.scheduled_for >= :since)
+  AND (:until IS NULL OR r.scheduled_for < :until)
+  AND (:before_at IS NULL OR r.scheduled_for < :before_at
+       OR (r.scheduled_for = :before_at AND r.id < :before_id))
+ORDER BY r.scheduled_for DESC, r.id DESC
+LIMIT :limit;
+
+-- name: run_search_all
+SELECT r.*, j.name AS job_name FROM runs r JOIN jobs j ON j.id = r.job_id
+WHERE 1 = 1
+  AND (:states IS NULL OR r.state IN (SELECT value FROM json_each(:states)))
+  AND (:since IS NULL OR r.scheduled_for >= :since)
+  AND (:until IS NULL OR r.scheduled_for < :until)
   AND (:before_at IS NULL OR r.scheduled_for < :before_at
        OR (r.scheduled_for = :before_at AND r.id < :before_id))
 ORDER BY r.scheduled_for DESC, r.id DESC

@@ -57,8 +57,10 @@ from oncely.ports.store import (
     ClaimParams,
     CommitResult,
     ExpiredRun,
+    JobQuery,
     JobVersion,
     Lease,
+    RunQuery,
 )
 
 T = TypeVar("T")
@@ -269,6 +271,23 @@ class SqliteStore:
         self, owner: str | None, *, limit: int = 100, after_name: str | None = None
     ) -> list[Job]:
         rows = self._read("job_list", {"owner": owner, "after_name": after_name, "limit": limit})
+        return [job_from_row(r, from_micros) for r in rows]
+
+    def job_search(self, owner: str | None, query: JobQuery) -> list[Job]:
+        rows = self._read(
+            "job_search_all" if owner is None else "job_search_owner",
+            {
+                "owner": owner,
+                "limit": query.limit,
+                "after_name": None if query.after is None else query.after[0],
+                "after_id": None if query.after is None else query.after[1],
+                "name_contains": query.name_contains,
+                "paused": None if query.paused is None else int(query.paused),
+                "queue": query.queue,
+                "action_kind": query.action_kind,
+                "last_outcome": None if query.last_outcome is None else str(query.last_outcome),
+            },
+        )
         return [job_from_row(r, from_micros) for r in rows]
 
     def job_set_paused(
@@ -724,6 +743,28 @@ class SqliteStore:
                 "before_at": None if before is None else to_micros(before[0]),
                 "before_id": None if before is None else before[1],
                 "limit": limit,
+            },
+        )
+        return [run_from_row(r, from_micros) for r in rows]
+
+    def run_search(self, owner: str | None, query: RunQuery) -> list[Run]:
+        if query.job_id is not None:
+            name = "run_search_job"
+        else:
+            name = "run_search_all" if owner is None else "run_search_owner"
+        rows = self._read(
+            name,
+            {
+                "owner": owner,
+                "job_id": query.job_id,
+                "states": None
+                if query.states is None
+                else json.dumps([str(s) for s in query.states]),
+                "since": _us(query.since),
+                "until": _us(query.until),
+                "before_at": None if query.before is None else to_micros(query.before[0]),
+                "before_id": None if query.before is None else query.before[1],
+                "limit": query.limit,
             },
         )
         return [run_from_row(r, from_micros) for r in rows]
