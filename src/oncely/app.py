@@ -10,74 +10,81 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from pydantic import ValidationError
+
 from oncely import compose
 from oncely.config import Settings, load_settings
-from oncely.domain.actions import (
-    Action,
-    PythonAction,
-    action_from_dict,
-    validate_action,
-)
-from oncely.domain.errors import InvalidInput, NotFound
-from oncely.domain.ids import new_id
-from oncely.domain.jobs import Job, shard_of, validate_job_parts
-from oncely.domain.policy import Misfire, Overlap, Policy
+from oncely.domain.errors import InvalidInput
+from oncely.domain.ids import looks_like_id
+from oncely.domain.jobs import Job
+from oncely.domain.principal import Principal, system_principal
 from oncely.domain.runs import Attempt, Run, RunState
-from oncely.domain.schedule import AtSchedule, initial_fire, make_schedule, next_fire
 from oncely.ports.clock import Clock
-from oncely.ports.store import Store
+from oncely.ports.store import JobQuery, RunQuery, Store
 from oncely.runtime.engine import ComponentStarter, Engine
 from oncely.runtime.scheduler import Scheduler
 from oncely.runtime.tasks import TaskRegistry
 from oncely.runtime.worker import Worker
+from oncely.service import Service, ServiceDeps
+from oncely.wire import JobCreate, JobFields, Misfire, Overlap, invalid_from
 
 log = logging.getLogger("oncely")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-
-def build_action(
-    *,
-    task: str | None = None,
-    http: str | Mapping[str, Any] | None = None,
-    shell: Sequence[str] | Mapping[str, Any] | None = None,
-    sql: Mapping[str, Any] | None = None,
-) -> Action:
-    given = [k for k, v in {"task": task, "http": http, "shell": shell, "sql": sql}.items() if v]
-    if len(given) != 1:
-        raise InvalidInput("give exactly one of task=, http=, shell= or sql=", field="action")
-    if task is not None:
-        return validate_action(PythonAction(task=task))
-    if http is not None:
-        spec = {"url": http} if isinstance(http, str) else dict(http)
-        return action_from_dict({"kind": "http", **spec})
-    if shell is not None:
-        if isinstance(shell, str):
-            raise InvalidInput(
-                "shell= takes an argv list such as ['pg_dump', 'mydb'], never a shell string",
-                field="shell",
-            )
-        spec = {"argv": list(shell)} if not isinstance(shell, Mapping) else dict(shell)
-        return action_from_dict({"kind": "shell", **spec})
-    assert sql is not None
-    return action_from_dict({"kind": "sql", **dict(sql)})
+_D = JobFields()
+"""The job defaults, written once (in ``oncely.wire.JobFields``)."""
+_LAST_ID = "ffffffff-ffff-ffff-ffff-ffffffffffff"
 
 
-def _job_args(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """``add_job``'s arguments from a spec: its defaults, overridden by the spec's keys."""
-    if "name" not in spec:
-        raise InvalidInput("a job spec needs a name", field="name")
-    unknown = set(spec) - set(_ADD_JOB_DEFAULTS) - {"name"}
-    if unknown:
-        raise InvalidInput(f"unknown job fields: {', '.join(sorted(unknown))}", field="spec")
-    return {**_ADD_JOB_DEFAULTS, **spec}
+def _python_args(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """``add_job``'s Python-friendly values (a callable task, timedeltas, tuples) as wire
+    values."""
+    out = dict(spec)
+    task = out.get("task")
+    if callable(task):
+        out["task"] = getattr(task, "__oncely_task__", None) or task.__name__
+    for key in ("every", "jitter"):
+        if isinstance(out.get(key), timedelta):
+            out[key] = out[key].total_seconds()
+    shell = out.get("shell")
+    if isinstance(shell, str):
+        raise InvalidInput(
+            "shell= takes an argv list such as ['pg_dump', 'mydb'], never a shell string",
+            field="shell",
+        )
+    if isinstance(shell, Sequence):
+        out["shell"] = list(shell)
+    for key in ("http", "shell", "sql"):
+        if isinstance(out.get(key), Mapping):
+            out[key] = dict(out[key])
+    return out
+
+
+def job_create(args: Mapping[str, Any]) -> JobCreate:
+    """A validated ``JobCreate`` from ``add_job``-style arguments."""
+    try:
+        return JobCreate.model_validate(_python_args(args))
+    except ValidationError as exc:
+        raise invalid_from(exc) from None
+
+
+def run_states(states: Sequence[str] | None) -> list[RunState] | None:
+    if states is None:
+        return None
+    try:
+        return [RunState(s) for s in states]
+    except ValueError:
+        known = ", ".join(s.value for s in RunState)
+        raise InvalidInput(
+            f"unknown run state in {list(states)}; one of {known}", field="state"
+        ) from None
 
 
 class App:
@@ -102,6 +109,7 @@ class App:
         self.owner = owner
         self.registry = TaskRegistry()
         self._engine: Engine | None = None
+        self._service: Service | None = None
 
     # -- setup ----------------------------------------------------------------------------
 
@@ -111,6 +119,7 @@ class App:
             raise RuntimeError("configure() must be called before the store is used")
         self.settings = settings
         self._store_arg = store if store is not None else settings.store
+        self._service = None
 
     @property
     def store(self) -> Store:
@@ -138,179 +147,121 @@ class App:
 
         return register
 
+    # -- the service ----------------------------------------------------------------------
+
+    @property
+    def service(self) -> Service:
+        """The service every call goes through (the REST API and CLI use the same one)."""
+        if self._service is None:
+            self._service = Service(
+                ServiceDeps(
+                    store=lambda: self.store,
+                    clock=lambda: self.clock,
+                    actions=self.settings.action_settings(),
+                    check_action=compose.check_action_allowed,
+                    wake_scheduler=self._wake_scheduler,
+                    wake_worker=self._wake_worker,
+                )
+            )
+        return self._service
+
+    def _wake_scheduler(self) -> None:
+        if self._engine is not None:
+            self._engine.wake_scheduler()
+
+    def _wake_worker(self, queue: str | None) -> None:
+        if self._engine is not None:
+            self._engine.wake_worker(queue)
+
+    @property
+    def principal(self) -> Principal:
+        """Who this App acts as: the process's own authority, as ``self.owner``."""
+        return self._who()
+
+    def _who(self, owner: str | None = None) -> Principal:
+        """The App acts with the process's own authority, as ``owner`` (``self.owner``)."""
+        return system_principal(owner or self.owner)
+
     # -- jobs -----------------------------------------------------------------------------
 
     def add_job(
         self,
         name: str,
         *,
-        cron: str | None = None,
+        cron: str | None = _D.cron,
         at: datetime | str | None = None,
-        every: timedelta | float | str | None = None,
-        task: str | Callable[..., Any] | None = None,
+        every: timedelta | float | str | None = _D.every,
+        task: str | Callable[..., Any] | None = _D.task,
         http: str | Mapping[str, Any] | None = None,
         shell: Sequence[str] | Mapping[str, Any] | None = None,
         sql: Mapping[str, Any] | None = None,
-        payload: Any = None,
-        retries: int = 3,
-        base_delay: float = 1.0,
-        max_delay: float = 300.0,
-        timeout: float | None = None,
-        overlap: Overlap = "allow",
-        misfire: Misfire = "run_once",
-        misfire_grace: float = 60.0,
-        queue: str = "default",
-        priority: int = 0,
-        timezone: str = "UTC",
-        dst_gap: str = "shift",
-        dst_fold: str = "first",
+        payload: Any = _D.payload,
+        retries: int = _D.retries,
+        base_delay: float = _D.base_delay,
+        max_delay: float = _D.max_delay,
+        timeout: float | None = _D.timeout,
+        overlap: Overlap = _D.overlap,
+        misfire: Misfire = _D.misfire,
+        misfire_grace: float = _D.misfire_grace,
+        queue: str = _D.queue,
+        priority: int = _D.priority,
+        timezone: str = _D.timezone,
+        dst_gap: str = _D.dst_gap,
+        dst_fold: str = _D.dst_fold,
         start: datetime | str | None = None,
         end: datetime | str | None = None,
-        jitter: timedelta | float | str | None = None,
+        jitter: timedelta | float | str | None = _D.jitter,
         anchor: datetime | str | None = None,
-        paused: bool = False,
+        paused: bool = _D.paused,
         replace: bool = False,
         owner: str | None = None,
     ) -> Job:
-        """Create a job (or, with ``replace=True``, redefine the job of that name)."""
+        """Create a job (or, with ``replace=True``, redefine the job of that name).
+        Defaults are ``oncely.wire.JobFields``'s, shared with the REST API and the CLI."""
         args = dict(locals())
-        del args["self"], args["replace"]
-        now = self.clock.now()
-        job = self._build_job(args, now)
-        stored = self.store.job_create(job, replace=replace, now=now)
-        if self._engine is not None:
-            self._engine.wake_scheduler()
-        return stored
+        for key in ("self", "replace", "owner"):
+            del args[key]
+        spec = job_create(args)
+        return self.service.jobs.create(self._who(owner), spec, replace=replace)
 
     def add_jobs(self, specs: Iterable[Mapping[str, Any]]) -> int:
         """Create many jobs in one transaction, all or none: each spec holds ``add_job``'s
         arguments (``name`` included, ``replace`` not). Every spec is validated first; a bad
         one (``InvalidInput``) or a taken name (``Conflict``) stores nothing. Returns the
         number stored. Far faster than ``add_job`` in a loop for imports of thousands."""
-        now = self.clock.now()
-        jobs = []
-        for i, spec in enumerate(specs):
-            if "replace" in spec:
-                raise InvalidInput(
-                    f"job {i}: add_jobs does not replace; use add_job", field="replace"
-                )
-            try:
-                jobs.append(self._build_job(_job_args(spec), now))
-            except InvalidInput as exc:
-                raise InvalidInput(
-                    f"job {i} ({spec.get('name')!r}): {exc}", field=exc.field
-                ) from None
-        stored = self.store.jobs_create(jobs, now=now)
-        if self._engine is not None:
-            self._engine.wake_scheduler()
-        return stored
-
-    def _build_job(self, a: Mapping[str, Any], now: datetime) -> Job:
-        task = a["task"]
-        task_name = (
-            (getattr(task, "__oncely_task__", None) or task.__name__) if callable(task) else task
-        )
-        schedule = make_schedule(
-            cron=a["cron"],
-            at=a["at"],
-            every=a["every"],
-            timezone=a["timezone"],
-            dst_gap=a["dst_gap"],
-            dst_fold=a["dst_fold"],
-            start=a["start"],
-            end=a["end"],
-            jitter=a["jitter"],
-            anchor=a["anchor"],
-            now=now,
-        )
-        action = build_action(task=task_name, http=a["http"], shell=a["shell"], sql=a["sql"])
-        compose.check_action_allowed(action, self.settings.action_settings())
-        policy = Policy(
-            max_retries=a["retries"],
-            base_delay=a["base_delay"],
-            max_delay=a["max_delay"],
-            timeout=a["timeout"],
-            overlap=a["overlap"],
-            misfire=a["misfire"],
-            misfire_grace=a["misfire_grace"],
-            queue=a["queue"],
-            priority=a["priority"],
-        )
-        owner = a["owner"] or self.owner
-        name = a["name"]
-        validate_job_parts(owner, name, action, a["payload"], policy)
-        job_id = new_id(int(now.timestamp() * 1000))
-        return Job(
-            id=job_id,
-            owner=owner,
-            name=name,
-            schedule=schedule,
-            action=action,
-            payload=a["payload"],
-            policy=policy,
-            paused=a["paused"],
-            next_fire_at=initial_fire(schedule, now),
-            shard=shard_of(job_id),
-            version=1,
-            created_at=now,
-            updated_at=now,
-        )
+        return self.service.jobs.create_many(self._who(), (_python_args(s) for s in specs))
 
     def get_job(self, name_or_id: str, *, owner: str | None = None) -> Job:
-        owner = owner or self.owner
-        job = self.store.job_get_by_name(owner, name_or_id) or _by_id(
-            self.store.job_get, owner, name_or_id
-        )
-        if job is None:
-            raise NotFound(f"no job named {name_or_id!r}")
-        return job
+        """A job by id (text shaped like a UUID) or else by name: never ambiguous, since
+        names may not look like ids."""
+        who = self._who(owner)
+        if looks_like_id(name_or_id):
+            return self.service.jobs.get(who, name_or_id)
+        return self.service.jobs.by_name(who, name_or_id, owner=who.owner)
 
     def list_jobs(self, *, limit: int = 100, after_name: str | None = None) -> list[Job]:
-        return self.store.job_list(self.owner, limit=limit, after_name=after_name)
+        """This App owner's jobs by name; ``after_name`` pages."""
+        after = None if after_name is None else (after_name, _LAST_ID)
+        return self.service.jobs.search(
+            self._who(), JobQuery(limit=limit, after=after), owner=self.owner
+        )
 
     def pause(self, name_or_id: str) -> Job:
         job = self.get_job(name_or_id)
-        now = self.clock.now()
-        updated = self.store.job_set_paused(
-            self.owner, job.id, paused=True, next_fire_at=job.next_fire_at, now=now
-        )
-        if updated is None:
-            raise NotFound(f"no job named {name_or_id!r}")
-        return updated
+        return self.service.jobs.set_paused(self._who(), job.id, paused=True)
 
     def resume(self, name_or_id: str) -> Job:
         job = self.get_job(name_or_id)
-        now = self.clock.now()
-        # The paused stretch is not backfilled: the next fire is the next one from now. A
-        # one-shot job keeps its instant (it fires now if that passed while paused).
-        if isinstance(job.schedule, AtSchedule):
-            next_at = job.next_fire_at
-        else:
-            next_at = next_fire(job.schedule, now)
-        updated = self.store.job_set_paused(
-            self.owner, job.id, paused=False, next_fire_at=next_at, now=now
-        )
-        if updated is None:
-            raise NotFound(f"no job named {name_or_id!r}")
-        if self._engine is not None:
-            self._engine.wake_scheduler()
-        return updated
+        return self.service.jobs.set_paused(self._who(), job.id, paused=False)
 
     def trigger(self, name_or_id: str) -> Run:
         """Run the job now, once, outside its schedule."""
         job = self.get_job(name_or_id)
-        now = self.clock.now()
-        run = self.store.job_trigger(
-            self.owner, job.id, run_id=new_id(int(now.timestamp() * 1000)), now=now
-        )
-        if self._engine is not None:
-            self._engine.wake_worker(run.queue)
-        return run
+        return self.service.jobs.trigger(self._who(), job.id)
 
     def delete(self, name_or_id: str) -> None:
         job = self.get_job(name_or_id)
-        if not self.store.job_delete(self.owner, job.id, now=self.clock.now()):
-            raise NotFound(f"no job named {name_or_id!r}")
+        self.service.jobs.delete(self._who(), job.id)
 
     # -- runs -----------------------------------------------------------------------------
 
@@ -323,34 +274,22 @@ class App:
         before: tuple[datetime, str] | None = None,
     ) -> list[Run]:
         job_id = self.get_job(job).id if job else None
-        wanted = None if states is None else [RunState(s) for s in states]
-        return self.store.run_list(
-            self.owner, job_id=job_id, states=wanted, limit=limit, before=before
-        )
+        query = RunQuery(limit=limit, before=before, job_id=job_id, states=run_states(states))
+        if job_id is None:
+            return self.service.runs.search(self._who(), query, owner=self.owner)
+        return self.service.runs.search(self._who(), query)
 
     def get_run(self, run_id: str) -> Run:
-        run: Run | None = _by_id(self.store.run_get, self.owner, run_id)
-        if run is None:
-            raise NotFound(f"no run {run_id}")
-        return run
+        return self.service.runs.get(self._who(), run_id)
 
     def attempts(self, run_id: str) -> list[Attempt]:
-        self.get_run(run_id)
-        return self.store.attempt_list(self.owner, run_id)
+        return self.service.runs.attempts(self._who(), run_id)
 
     def requeue(self, run_id: str) -> Run:
-        run = self.store.run_requeue(self.owner, run_id, now=self.clock.now())
-        if run is None:
-            raise NotFound(f"no run {run_id}")
-        if self._engine is not None:
-            self._engine.wake_worker(run.queue)
-        return run
+        return self.service.runs.requeue(self._who(), run_id)
 
     def cancel(self, run_id: str) -> Run:
-        run = self.store.run_cancel(self.owner, run_id, now=self.clock.now())
-        if run is None:
-            raise NotFound(f"no run {run_id}")
-        return run
+        return self.service.runs.cancel(self._who(), run_id)
 
     # -- running --------------------------------------------------------------------------
 
@@ -426,21 +365,3 @@ class App:
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
-
-
-def _by_id(getter: Callable[[str | None, str], Any], owner: str | None, value: str) -> Any:
-    import uuid
-
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return None
-    return getter(owner, value)
-
-
-# add_job's keyword defaults, the one source for add_jobs' specs.
-_ADD_JOB_DEFAULTS: dict[str, Any] = {
-    name: param.default
-    for name, param in inspect.signature(App.add_job).parameters.items()
-    if param.kind is inspect.Parameter.KEYWORD_ONLY and name != "replace"
-}

@@ -7,7 +7,20 @@ import oncely
 
 def test_exported_members_are_exactly_the_public_names() -> None:
     public = {name for name in dir(oncely) if not name.startswith("_")}
-    modules = {"app", "compose", "config", "domain", "runtime", "ports", "adapters", "api", "cli"}
+    modules = {
+        "app",
+        "compose",
+        "config",
+        "domain",
+        "runtime",
+        "ports",
+        "adapters",
+        "api",
+        "cli",
+        "service",
+        "wire",
+        "client",
+    }
     assert public - modules == set(oncely.__all__) - {"__version__"}
     for name in oncely.__all__:
         assert getattr(oncely, name) is not None

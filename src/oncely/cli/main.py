@@ -17,6 +17,8 @@ from typing import Any
 
 import click
 
+from oncely import app as app_module
+from oncely import wire
 from oncely.app import App
 from oncely.config import Settings, load_settings, parse_queues
 from oncely.domain.errors import Conflict, InvalidInput, NotFound, OncelyError
@@ -25,6 +27,7 @@ from oncely.domain.runs import Run
 from oncely.domain.schedule import describe
 
 EXIT_INVALID, EXIT_NOT_FOUND, EXIT_CONFLICT = 2, 3, 4
+_D = wire.JobFields()
 
 
 @contextmanager
@@ -251,47 +254,11 @@ def _dt(value: datetime | None) -> str:
 
 
 def _job_dict(job: Job) -> dict[str, Any]:
-    from oncely.domain.actions import action_to_dict
-    from oncely.domain.policy import policy_to_dict
-    from oncely.domain.schedule import schedule_to_dict
-
-    return {
-        "id": job.id,
-        "owner": job.owner,
-        "name": job.name,
-        "schedule": schedule_to_dict(job.schedule),
-        "action": action_to_dict(job.action),
-        "payload": job.payload,
-        "policy": policy_to_dict(job.policy),
-        "paused": job.paused,
-        "next_fire_at": job.next_fire_at.isoformat() if job.next_fire_at else None,
-        "version": job.version,
-        "created_at": job.created_at.isoformat(),
-        "updated_at": job.updated_at.isoformat(),
-    }
+    return wire.job_out(job).model_dump(mode="json")
 
 
 def _run_dict(run: Run, now: datetime) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "job_id": run.job_id,
-        "job": run.job_name,
-        "state": run.state_at(now).value,
-        "scheduled_for": run.scheduled_for.isoformat(),
-        "due_at": run.due_at.isoformat(),
-        "attempt": run.attempt,
-        "failures": run.failures,
-        "fires": run.fires,
-        "first_fire": run.first_fire.isoformat() if run.first_fire else None,
-        "manual": run.manual,
-        "queue": run.queue,
-        "worker": run.worker_id,
-        "token": run.token,
-        "started_at": run.started_at.isoformat() if run.started_at else None,
-        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-        "error": run.error,
-        "output": run.output,
-    }
+    return wire.run_out(run, now).model_dump(mode="json")
 
 
 def _print(data: Any, as_json: bool, table: Callable[[], None]) -> None:
@@ -315,30 +282,28 @@ def _print(data: Any, as_json: bool, table: Callable[[], None]) -> None:
 @click.option("--sql", "sql_statement", help="A SQL statement.")
 @click.option("--sql-connection", help="The server-configured SQL connection name.")
 @click.option("--payload", help="JSON payload handed to the action.")
-@click.option("--retries", type=int, default=3, show_default=True)
-@click.option("--base-delay", type=float, default=1.0, show_default=True)
-@click.option("--max-delay", type=float, default=300.0, show_default=True)
+@click.option("--retries", type=int, default=None, help=f"Default {_D.retries}.")
+@click.option("--base-delay", type=float, default=None, help=f"Default {_D.base_delay} s.")
+@click.option("--max-delay", type=float, default=None, help=f"Default {_D.max_delay} s.")
 @click.option("--timeout", type=float, default=None)
 @click.option(
     "--overlap",
     type=click.Choice(["allow", "forbid", "replace"]),
-    default="allow",
-    show_default=True,
+    default=None,
+    help=f"Default {_D.overlap}.",
 )
 @click.option(
     "--misfire",
     type=click.Choice(["run_once", "run_all", "skip"]),
-    default="run_once",
-    show_default=True,
+    default=None,
+    help=f"Default {_D.misfire}.",
 )
-@click.option("--misfire-grace", type=float, default=60.0, show_default=True)
-@click.option("--queue", default="default", show_default=True)
-@click.option("--priority", type=int, default=0, show_default=True)
-@click.option("--timezone", "tz", default="UTC", show_default=True)
-@click.option("--dst-gap", type=click.Choice(["shift", "skip"]), default="shift", show_default=True)
-@click.option(
-    "--dst-fold", type=click.Choice(["first", "last", "both"]), default="first", show_default=True
-)
+@click.option("--misfire-grace", type=float, default=None, help=f"Default {_D.misfire_grace} s.")
+@click.option("--queue", default=None, help=f"Default {_D.queue}.")
+@click.option("--priority", type=int, default=None, help=f"Default {_D.priority}.")
+@click.option("--timezone", "tz", default=None, help=f"Default {_D.timezone}.")
+@click.option("--dst-gap", type=click.Choice(["shift", "skip"]), default=None)
+@click.option("--dst-fold", type=click.Choice(["first", "last", "both"]), default=None)
 @click.option("--start", default=None, help="No fires before this instant (ISO 8601).")
 @click.option("--end", default=None, help="No fires after this instant (ISO 8601).")
 @click.option("--jitter", default=None, help="Spread each fire by up to this long: 30s.")
@@ -361,18 +326,18 @@ def jobs_add(
     sql_statement: str | None,
     sql_connection: str | None,
     payload: str | None,
-    retries: int,
-    base_delay: float,
-    max_delay: float,
+    retries: int | None,
+    base_delay: float | None,
+    max_delay: float | None,
     timeout: float | None,
-    overlap: str,
-    misfire: str,
-    misfire_grace: float,
-    queue: str,
-    priority: int,
-    tz: str,
-    dst_gap: str,
-    dst_fold: str,
+    overlap: str | None,
+    misfire: str | None,
+    misfire_grace: float | None,
+    queue: str | None,
+    priority: int | None,
+    tz: str | None,
+    dst_gap: str | None,
+    dst_fold: str | None,
     start: str | None,
     end: str | None,
     jitter: str | None,
@@ -407,34 +372,36 @@ def jobs_add(
             data = json.loads(payload) if payload is not None else None
         except json.JSONDecodeError as exc:
             raise InvalidInput(f"--payload is not valid JSON: {exc}", field="payload") from exc
-        job = app.add_job(
-            name,
-            cron=cron,
-            at=at,
-            every=every,
-            task=task,
-            http=http,
-            shell=shell,
-            sql=sql,
-            payload=data,
-            retries=retries,
-            base_delay=base_delay,
-            max_delay=max_delay,
-            timeout=timeout,
-            overlap=overlap,  # type: ignore[arg-type]
-            misfire=misfire,  # type: ignore[arg-type]
-            misfire_grace=misfire_grace,
-            queue=queue,
-            priority=priority,
-            timezone=tz,
-            dst_gap=dst_gap,
-            dst_fold=dst_fold,
-            start=start,
-            end=end,
-            jitter=jitter,
-            paused=paused,
-            replace=replace,
+        given = {
+            "cron": cron,
+            "at": at,
+            "every": every,
+            "task": task,
+            "http": http,
+            "shell": shell,
+            "sql": sql,
+            "payload": data,
+            "retries": retries,
+            "base_delay": base_delay,
+            "max_delay": max_delay,
+            "timeout": timeout,
+            "overlap": overlap,
+            "misfire": misfire,
+            "misfire_grace": misfire_grace,
+            "queue": queue,
+            "priority": priority,
+            "timezone": tz,
+            "dst_gap": dst_gap,
+            "dst_fold": dst_fold,
+            "start": start,
+            "end": end,
+            "jitter": jitter,
+            "paused": paused or None,
+        }
+        spec = app_module.job_create(
+            {"name": name, **{k: v for k, v in given.items() if v is not None}}
         )
+        job = app.service.jobs.create(app.principal, spec, replace=replace)
     _print(
         _job_dict(job),
         as_json,

@@ -24,3 +24,8 @@ class NotFound(OncelyError, LookupError):
 
 class Conflict(OncelyError):
     """The request contradicts the stored state: a duplicate job name, a run that ended."""
+
+
+class PermissionDenied(OncelyError):
+    """The caller's role does not allow this (a viewer changing a job, a user creating a
+    shell action). Never raised for another owner's job or run: those are ``NotFound``."""

@@ -19,3 +19,13 @@ def new_id(unix_ms: int) -> str:
     value |= 0b10 << 62  # variant
     value |= rand & 0x3FFF_FFFF_FFFF_FFFF  # rand_b, 62 bits
     return str(uuid.UUID(int=value))
+
+
+def looks_like_id(text: str) -> bool:
+    """True for text shaped like an id (any UUID spelling). Job names may not look like this,
+    so a reference that does is an id and never a name."""
+    try:
+        uuid.UUID(text)
+    except (ValueError, TypeError, AttributeError):
+        return False
+    return True

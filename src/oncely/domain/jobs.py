@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from oncely.domain.actions import Action, validate_action
 from oncely.domain.errors import Conflict, InvalidInput
+from oncely.domain.ids import looks_like_id
 from oncely.domain.limits import MAX_NAME_CHARS, MAX_PAYLOAD_BYTES
 from oncely.domain.policy import Policy
 
@@ -57,6 +58,11 @@ def validate_job_name(name: str) -> str:
         raise InvalidInput(
             "job name must start with a letter or digit and contain only letters, digits, "
             "spaces and _ . : - /",
+            field="name",
+        )
+    if looks_like_id(name):
+        raise InvalidInput(
+            "job name must not look like an id (a UUID): ids and names are told apart by shape",
             field="name",
         )
     return name
