@@ -160,6 +160,10 @@ def test_patch_changes_the_given_fields_and_keeps_the_rest(svc: Service) -> None
     with pytest.raises(PermissionDenied):
         svc.jobs.update(ALICE, job.id, JobPatch.model_validate({"shell": ["true"]}))
     assert svc.jobs.get(ALICE, job.id).version == again.version
+    renamed = svc.jobs.update(ALICE, job.id, JobPatch(name="renamed"))
+    assert renamed.id == job.id and svc.jobs.by_name(ALICE, "renamed").id == job.id
+    versions = svc.deps.store().job_versions_list("alice", job.id)
+    assert len(versions) >= 3
 
 
 def test_bulk_pause_resume_and_requeue(svc: Service, app: oncely.App) -> None:

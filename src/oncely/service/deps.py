@@ -33,3 +33,9 @@ class ServiceDeps:
 def require(who: Principal, permission: Permission) -> None:
     if not who.can(permission):
         raise PermissionDenied(f"role {who.role.value!r} may not do this ({permission.value})")
+
+
+def actor(who: Principal) -> str | None:
+    """The audit actor: the principal's subject. The process's own authority (the embedded
+    App, the local CLI) records job versions without an audit entry, as a script would."""
+    return None if who.subject == "system" else who.subject

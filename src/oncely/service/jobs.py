@@ -33,7 +33,7 @@ from oncely.domain.schedule import (
     next_fire,
 )
 from oncely.ports.store import JobQuery
-from oncely.service.deps import ServiceDeps, require
+from oncely.service.deps import ServiceDeps, actor, require
 from oncely.wire import (
     HttpSpec,
     JobCreate,
@@ -251,7 +251,7 @@ class JobService:
             existing = self.deps.store().job_get_by_name(who.owner, spec.name)
             if existing is not None and is_privileged(existing.action):
                 require(who, Permission.PRIVILEGED_ACTIONS)
-        stored = self.deps.store().job_create(job, replace=replace, now=now)
+        stored = self.deps.store().job_create(job, replace=replace, now=now, actor=actor(who))
         self.deps.wake_scheduler()
         return stored
 
@@ -285,7 +285,7 @@ class JobService:
                 raise InvalidInput(f"job {i} ({shown!r}): {exc}", field=exc.field) from None
             self._allow_action(who, job.action)
             jobs.append(job)
-        stored = self.deps.store().jobs_create(jobs, now=now)
+        stored = self.deps.store().jobs_create(jobs, now=now, actor=actor(who))
         self.deps.wake_scheduler()
         return stored
 
@@ -328,9 +328,9 @@ class JobService:
         job = _with(
             job, next_fire_at=job.next_fire_at if schedule_changed else current.next_fire_at
         )
-        if name != current.name:
-            raise InvalidInput("renaming a job is not supported yet", field="name")
-        stored = self.deps.store().job_create(job, replace=True, now=now)
+        stored = self.deps.store().job_update(who.scope, job, now=now, actor=actor(who))
+        if stored is None:
+            raise NotFound(f"no job with id {job_id!r}")
         self.deps.wake_scheduler()
         return stored
 
@@ -349,7 +349,7 @@ class JobService:
             # The paused stretch is not backfilled: the next fire is the next one from now.
             next_at = next_fire(job.schedule, now)
         updated = self.deps.store().job_set_paused(
-            who.scope, job.id, paused=paused, next_fire_at=next_at, now=now
+            who.scope, job.id, paused=paused, next_fire_at=next_at, now=now, actor=actor(who)
         )
         if updated is None:
             raise NotFound(f"no job with id {job_id!r}")
@@ -376,6 +376,14 @@ class JobService:
             except NotFound:
                 continue  # deleted meanwhile
             changed += 1
+        self.deps.store().audit_record(
+            who.subject,
+            "job.pause_bulk" if paused else "job.resume_bulk",
+            target_kind="job",
+            owner=who.scope,
+            details={"filter": _query_details(query), "reason": reason, "count": changed},
+            now=self._now(),
+        )
         return changed
 
     def _all_matching(self, who: Principal, query: JobQuery) -> list[Job]:
@@ -399,7 +407,7 @@ class JobService:
         job = self.get(who, job_id)
         if is_privileged(job.action):
             require(who, Permission.PRIVILEGED_ACTIONS)
-        if not self.deps.store().job_delete(who.scope, job.id, now=self._now()):
+        if not self.deps.store().job_delete(who.scope, job.id, now=self._now(), actor=actor(who)):
             raise NotFound(f"no job with id {job_id!r}")
 
     def trigger(self, who: Principal, job_id: str) -> Run:
@@ -410,7 +418,11 @@ class JobService:
             require(who, Permission.PRIVILEGED_ACTIONS)
         now = self._now()
         run = self.deps.store().job_trigger(
-            who.scope, job.id, run_id=new_id(int(now.timestamp() * 1000)), now=now
+            who.scope,
+            job.id,
+            run_id=new_id(int(now.timestamp() * 1000)),
+            now=now,
+            actor=actor(who),
         )
         self.deps.wake_worker(run.queue)
         return run
@@ -421,6 +433,14 @@ def _validated(model: Any, data: Mapping[str, Any]) -> Any:
         return model.model_validate(dict(data))
     except ValidationError as exc:
         raise invalid_from(exc) from None
+
+
+def _query_details(query: JobQuery) -> dict[str, Any]:
+    return {
+        k: (str(v) if v is not None and not isinstance(v, bool | int) else v)
+        for k, v in vars(query).items()
+        if k not in ("limit", "after") and v is not None
+    }
 
 
 def _with(job: Job, **changes: Any) -> Job:

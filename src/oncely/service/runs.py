@@ -9,7 +9,7 @@ from oncely.domain.ids import looks_like_id
 from oncely.domain.principal import Permission, Principal
 from oncely.domain.runs import Attempt, Run, RunState
 from oncely.ports.store import RunQuery
-from oncely.service.deps import ServiceDeps, require
+from oncely.service.deps import ServiceDeps, actor, require
 from oncely.service.jobs import BULK_LIMIT
 
 _PAGE = 500
@@ -43,7 +43,9 @@ class RunService:
         """Cancel a waiting or running run (``Conflict`` if it already ended)."""
         require(who, Permission.WRITE)
         self.get(who, run_id)
-        run = self.deps.store().run_cancel(who.scope, run_id, now=self.deps.clock().now())
+        run = self.deps.store().run_cancel(
+            who.scope, run_id, now=self.deps.clock().now(), actor=actor(who)
+        )
         if run is None:
             raise NotFound(f"no run with id {run_id!r}")
         return run
@@ -52,7 +54,9 @@ class RunService:
         """Queue a dead run again with a fresh retry budget (``Conflict`` otherwise)."""
         require(who, Permission.WRITE)
         self.get(who, run_id)
-        run = self.deps.store().run_requeue(who.scope, run_id, now=self.deps.clock().now())
+        run = self.deps.store().run_requeue(
+            who.scope, run_id, now=self.deps.clock().now(), actor=actor(who)
+        )
         if run is None:
             raise NotFound(f"no run with id {run_id!r}")
         self.deps.wake_worker(run.queue)
@@ -80,7 +84,7 @@ class RunService:
         changed = 0
         for run in dead:
             try:
-                done = self.deps.store().run_requeue(who.scope, run.id, now=now)
+                done = self.deps.store().run_requeue(who.scope, run.id, now=now, actor=actor(who))
             except Conflict:
                 continue  # requeued or changed meanwhile
             if done is not None:
