@@ -292,11 +292,11 @@ def test_render_writes_zones_shell_and_escapes() -> None:
     ]
     assert render_crontab(items) == (
         "CRON_TZ=America/New_York\n"
-        "# a\n"
+        "# oncely-job: a\n"
         "0 2 * * * date +\\%d%x\\%y%z\n"
         "SHELL=/bin/bash\n"
         "# b: DST policy shift/both has no crontab form (cron implementations differ)\n"
-        "# b\n"
+        "# oncely-job: b\n"
         "0 3 * * * echo b\n"
     )
 
@@ -345,3 +345,18 @@ def test_render_refuses_to_leak_a_variable_into_a_later_job() -> None:
     with pytest.raises(InvalidInput, match="does not set K"):
         render_crontab([first, second])
     assert "K=1" in render_crontab([second, first])
+
+
+def test_exported_names_come_back() -> None:
+    items = [
+        ExportItem("nightly backup", CronSchedule("0 2 * * *"), ShellAction(("sh", "-c", "b"))),
+        ExportItem("sync", CronSchedule("@hourly"), ShellAction(("sh", "-c", "s"))),
+    ]
+    again = parse_crontab(render_crontab(items))
+    assert [j.name for j in again.jobs] == ["nightly backup", "sync"]
+    # The mark names only the line right after it.
+    parsed = parse_crontab("# oncely-job: kept\n0 1 * * * a\n# oncely-job: lost\n\n0 2 * * * b\n")
+    assert [j.name for j in parsed.jobs] == ["kept", job_name(None, "b")]
+    bad = parse_crontab("# oncely-job: -bad name!\n0 1 * * * a\n")
+    assert [(p.line, p.reason.split(" must")[0]) for p in bad.problems] == [(1, "job name")]
+    assert bad.jobs == ()

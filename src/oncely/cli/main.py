@@ -559,9 +559,9 @@ def runs_cancel(ctx: click.Context, run_id: str) -> None:
     app.close()
 
 
-from oncely.cli.preview import preview_command  # noqa: E402  (crontools: oncely preview)
+from oncely.cli.crontools import register  # noqa: E402  (preview, crontab, export)
 
-main.add_command(preview_command)
+register(main)
 
 if __name__ == "__main__":
     main()

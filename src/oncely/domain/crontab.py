@@ -28,20 +28,23 @@ Names. Each job is named ``<slug of the command>-<8 hex digits>``; the digits ha
 command as written). The schedule is *not* in the hash: importing the file again after a line's
 schedule (or its ``CRON_TZ``) changed yields the same name, so the importer updates that job
 instead of adding a second one. A changed command is a different job (new name). The same
-(user, command) on several lines gets ``-2``, ``-3``... in file order.
+(user, command) on several lines gets ``-2``, ``-3``... in file order. A line right after a
+``# oncely-job: NAME`` comment (what ``render_crontab`` writes) keeps that name, so a crontab
+exported from oncely imports back onto the same jobs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from oncely.domain.actions import ShellAction, validate_action
 from oncely.domain.cron import MACROS
 from oncely.domain.errors import InvalidInput
+from oncely.domain.jobs import validate_job_name
 from oncely.domain.schedule import CronSchedule, make_schedule
 
 __all__ = [
@@ -63,6 +66,7 @@ MAX_CRONTAB_BYTES = 1024 * 1024
 _NOT_ENV = frozenset({"CRON_TZ", "MAILTO", "MAILFROM"})
 _ENV_LINE = re.compile(r"""^\s*(["']?)([A-Za-z_][A-Za-z0-9_]*)\1\s*=\s*(.*?)\s*$""")
 _SLUG_CHARS = re.compile(r"[^a-z0-9]+")
+_NAME_MARK = re.compile(r"^#\s*oncely-job:\s*(.*?)\s*$")
 _MAX_SLUG = 40
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -186,10 +190,14 @@ def parse_crontab(text: str, *, system: bool = False, timezone: str = "UTC") -> 
     jobs: list[CrontabJob] = []
     problems: list[CrontabProblem] = []
     seen: dict[tuple[str | None, str], int] = {}
+    marked: str | None = None  # a name from "# oncely-job: NAME" on the line before
     for number, raw in enumerate(text.splitlines(), start=1):
         stripped = raw.strip()
         if not stripped or stripped.startswith("#"):
+            mark = _NAME_MARK.match(stripped)
+            marked = mark.group(1) if mark is not None else None
             continue
+        given, marked = marked, None
         env = _ENV_LINE.match(raw) if not stripped[0].isdigit() and stripped[0] != "*" else None
         if env is not None and not stripped.startswith("@"):
             name, value = env.group(2), _env_value(env.group(3))
@@ -210,7 +218,14 @@ def parse_crontab(text: str, *, system: bool = False, timezone: str = "UTC") -> 
             continue
         key = (result.user, result.text_command)
         seen[key] = seen.get(key, 0) + 1
-        jobs.append(result.build(job_name(result.user, result.text_command, seen[key])))
+        name = job_name(result.user, result.text_command, seen[key])
+        if given is not None:
+            try:
+                name = validate_job_name(given)
+            except InvalidInput as exc:
+                problems.append(CrontabProblem(number - 1, f"# oncely-job: {given}", str(exc)))
+                continue
+        jobs.append(result.build(name))
     return Crontab(tuple(jobs), tuple(problems))
 
 
@@ -363,28 +378,34 @@ def render_line(item: ExportItem) -> tuple[str | None, str]:
     return action.argv[0], line
 
 
-def render_crontab(items: Iterable[ExportItem], *, header: str | None = None) -> str:
+def render_crontab(
+    items: Iterable[ExportItem],
+    *,
+    header: str | None = None,
+    on_error: Callable[[ExportItem, InvalidInput], None] | None = None,
+) -> str:
     """A crontab for the jobs, in order: ``CRON_TZ``, ``SHELL`` and environment lines are
     written where they change (crontab variables apply to every later line, so a variable one
     job sets and the next does not is refused). Raises ``InvalidInput`` naming the job when
-    cron cannot express one (seconds, bounds, jitter, a working directory, a non-shell argv)."""
+    cron cannot express one (seconds, bounds, jitter, a working directory, a non-shell argv);
+    with ``on_error``, reports that job to it and leaves it out instead."""
     lines: list[str] = [f"# {text}" for text in (header or "").splitlines()]
     zone: str | None = None
     shell = DEFAULT_SHELL
     env: dict[str, str] = {}
     for item in items:
-        item_shell, line = render_line(item)
+        try:
+            _check_env(item, env)
+            item_shell, line = render_line(item)
+        except InvalidInput as exc:
+            if on_error is None:
+                raise
+            on_error(item, exc)
+            continue
         assert item_shell is not None
         wanted: Mapping[str, str] = {
             k: v for k, v in item.action.env.items() if k not in ("SHELL", "TZ")
         }
-        dropped = set(env) - set(item.action.env) - {"SHELL"}
-        if dropped:
-            raise InvalidInput(
-                f"job {item.name!r} does not set {', '.join(sorted(dropped))}, which an earlier "
-                "job sets; a crontab cannot unset a variable (export these jobs separately)",
-                field="shell.env",
-            )
         # TZ is in the environment and also sets the zone of later lines; CRON_TZ after it
         # sets the zone alone.
         env_tz = item.action.env.get("TZ")
@@ -407,9 +428,19 @@ def render_crontab(items: Iterable[ExportItem], *, header: str | None = None) ->
                 f"# {item.name}: DST policy {item.schedule.dst_gap}/{item.schedule.dst_fold} "
                 "has no crontab form (cron implementations differ)"
             )
-        lines.append(f"# {item.name}")
+        lines.append(f"# oncely-job: {item.name}")
         lines.append(line)
     return "\n".join(lines) + "\n"
+
+
+def _check_env(item: ExportItem, env: Mapping[str, str]) -> None:
+    dropped = set(env) - set(item.action.env) - {"SHELL"}
+    if dropped:
+        raise InvalidInput(
+            f"job {item.name!r} does not set {', '.join(sorted(dropped))}, which an earlier "
+            "job sets; a crontab cannot unset a variable (export these jobs separately)",
+            field="shell.env",
+        )
 
 
 def _quote_env(value: str) -> str:
