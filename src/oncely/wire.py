@@ -32,6 +32,7 @@ from oncely.domain.limits import (
     MAX_NAME_CHARS,
     MAX_PAYLOAD_BYTES,
     MAX_STATEMENT_CHARS,
+    MAX_STDIN_BYTES,
 )
 from oncely.domain.policy import Policy
 from oncely.domain.runs import Attempt, Run
@@ -88,6 +89,9 @@ class ShellSpec(_In):
         dict[ShortText, Annotated[str, Field(max_length=65536)]], Field(max_length=256)
     ] = Field(default_factory=dict)
     cwd: Annotated[str, Field(max_length=4096)] | None = None
+    # Written to the program's standard input (a crontab line's text after %); the domain
+    # enforces MAX_STDIN_BYTES.
+    stdin: Annotated[str, Field(max_length=MAX_STDIN_BYTES)] | None = None
 
 
 class SqlSpec(_In):
@@ -254,6 +258,7 @@ class ActionOut(BaseModel):
     argv: list[str] | None = None
     env: dict[str, str] | None = None
     cwd: str | None = None
+    stdin: str | None = None
     connection: str | None = None
     statement: str | None = None
     params: dict[str, Any] | None = None
@@ -424,7 +429,13 @@ def action_out(action: Action) -> ActionOut:
             success_statuses=list(action.success_statuses),
         )
     if isinstance(action, ShellAction):
-        return ActionOut(kind="shell", argv=list(action.argv), env=dict(action.env), cwd=action.cwd)
+        return ActionOut(
+            kind="shell",
+            argv=list(action.argv),
+            env=dict(action.env),
+            cwd=action.cwd,
+            stdin=action.stdin,
+        )
     if isinstance(action, PythonAction):
         return ActionOut(kind="python", task=action.task)
     assert isinstance(action, SqlAction)

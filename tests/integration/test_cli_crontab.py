@@ -76,6 +76,10 @@ def test_export_writes_what_cron_can_say_and_names_the_rest(tmp_path: Path) -> N
     app.add_job("held", cron="0 4 * * *", shell=["/bin/sh", "-c", "held"])
     app.pause("held")
     app.close()
+    # The standard input is stored with the action and shown with the job.
+    shown = CliRunner().invoke(main, ["--store", store, "jobs", "show", "nightly backup", "--json"])
+    assert shown.exit_code == 0, shown.stderr
+    assert json.loads(shown.stdout)["action"]["stdin"] == "100%\ndone"
 
     env = {**os.environ, "ONCELY_STORE": store}
     done = subprocess.run(
