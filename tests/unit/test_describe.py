@@ -3,11 +3,14 @@ every valid expression can be described."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from oncely.domain.cron import parse_cron
 from oncely.domain.describe import (
     cron_in_words,
     dst_policy_in_words,
@@ -131,7 +134,7 @@ def test_invalid_expressions_raise_the_parsers_error() -> None:
     assert "field 2 (hour) value 25" in str(info.value)
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(expr=cron_exprs)
 def test_every_valid_expression_has_words(expr: str) -> None:
     words = cron_in_words(expr)
@@ -200,3 +203,40 @@ def test_dst_policy_in_words() -> None:
         "fires the first time"
     )
     assert "second time" in dst_policy_in_words(CronSchedule("0 2 * * *", dst_fold="last"))
+
+
+_TIMES = re.compile(r"^At ((?:\d\d:\d\d(?::\d\d)?(?:, | and )?)+)(?:$|[ ,])")
+
+
+def _values(low: int, high: int) -> st.SearchStrategy[str]:
+    return st.lists(st.integers(low, high), min_size=1, max_size=3).map(
+        lambda vs: ",".join(str(v) for v in vs)
+    )
+
+
+plain_times = st.one_of(
+    st.tuples(_values(0, 59), _values(0, 23)).map(lambda t: f"{t[0]} {t[1]} * * MON"),
+    st.tuples(_values(0, 59), _values(0, 59), _values(0, 23)).map(
+        lambda t: f"{t[0]} {t[1]} {t[2]} L * *"
+    ),
+    cron_exprs,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(expr=plain_times)
+def test_listed_times_of_day_are_exactly_the_matching_ones(expr: str) -> None:
+    """When the words list times of day, they are the expression's hours x minutes x seconds."""
+    match = _TIMES.match(cron_in_words(expr))
+    if match is None:
+        return
+    listed = {tuple(int(p) for p in t.split(":")) for t in re.split(r", | and ", match.group(1))}
+    cron = parse_cron(expr)
+    shows_seconds = any(len(t) == 3 for t in listed)
+    expected = {
+        (h, m, s) if shows_seconds else (h, m)
+        for h in cron._hours
+        for m in cron._minutes
+        for s in cron._seconds
+    }
+    assert listed == expected

@@ -13,7 +13,13 @@ from hypothesis import strategies as st
 
 from oncely.domain.errors import InvalidInput
 from oncely.domain.preview import ClockChange, clock_changes, dst_days, preview
-from oncely.domain.schedule import AtSchedule, CronSchedule, EverySchedule, fires_between
+from oncely.domain.schedule import (
+    AtSchedule,
+    CronSchedule,
+    EverySchedule,
+    fires_between,
+    next_fire,
+)
 from tests.unit.test_cron import cron_exprs
 
 
@@ -266,3 +272,53 @@ def test_preview_fires_are_the_schedulers(
     for entry in got:
         assert entry.local == entry.utc
         assert (entry.dst == "skipped") == (not entry.fires)
+
+
+dst_zones = st.sampled_from(
+    ["America/New_York", "Europe/London", "Australia/Lord_Howe", "Pacific/Chatham"]
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    expr=cron_exprs,
+    zone=dst_zones,
+    gap=st.sampled_from(["shift", "skip"]),
+    fold=st.sampled_from(["first", "last", "both"]),
+    year=st.integers(2024, 2030),
+)
+def test_dst_days_agree_with_the_scheduler_and_the_preview(
+    expr: str, zone: str, gap: str, fold: str, year: int
+) -> None:
+    """Each DST day's instants are real fires, and exactly the fires the preview flags around
+    that clock change; a skipped time never fires."""
+    sched = CronSchedule(expr, zone, dst_gap=gap, dst_fold=fold)  # type: ignore[arg-type]
+    tick = timedelta(microseconds=1)
+    for day in dst_days(sched, year):
+        change = day.change
+        width = abs(change.after - change.before)
+        for instant in day.instants:
+            assert next_fire(sched, instant - tick) == instant
+        window_start = change.at - width - timedelta(seconds=1)
+        until = change.at + width
+        entries = preview(sched, window_start, 300, until=until)
+        if sum(e.fires for e in entries) == 300:
+            continue  # too many fires around this change for one preview: nothing to compare
+        near = [e for e in entries if e.utc < change.at + width]
+        flagged = {e.utc for e in near if e.dst is not None and e.fires}
+        if day.flag == "skipped":
+            assert day.instants == ()
+            assert any(e.dst == "skipped" and e.utc == change.at for e in near)
+        else:
+            assert flagged == set(day.instants)
+
+
+def test_preview_until() -> None:
+    sched = CronSchedule("30 2 * * *", "America/New_York", dst_gap="skip")
+    got = preview(sched, z("2024-03-08 12:00"), 10, until=z("2024-03-10 12:00"))
+    # The skipped 02:30 of the 10th is within the horizon and listed.
+    assert [(f"{e.utc:%m-%d %H:%M}", e.fires) for e in got] == [
+        ("03-09 07:30", True),
+        ("03-10 07:00", False),
+    ]
+    assert preview(sched, z("2024-03-08 12:00"), 10, until=z("2024-03-08 13:00")) == []

@@ -359,11 +359,13 @@ def _not_a_value(token: str, field: _Field, item: str) -> str:
         return f'"{item}": {char} is only allowed in {where}'
     if token.startswith("?"):
         return '"?" is not supported; use *'
+    # A part of a range or step is shown with the item it is in: "*" alone says little.
+    where = f' in "{item}"' if token != item else ""
     if field is _MONTH:
-        return f'"{token}" is not a month number (1-12) or name (JAN-DEC)'
+        return f'"{token}"{where} is not a month number (1-12) or name (JAN-DEC)'
     if field is _DOW:
-        return f'"{token}" is not a day-of-week number (0-7) or name (SUN-SAT)'
-    return f'"{token}" is not a number'
+        return f'"{token}"{where} is not a day-of-week number (0-7) or name (SUN-SAT)'
+    return f'"{token}"{where} is not a number'
 
 
 def _step(text: str, item: str, field: _Field) -> int:

@@ -196,12 +196,17 @@ def _effects(schedule: CronSchedule, start: datetime, end: datetime) -> list[_Ef
 
 
 def preview(
-    schedule: Schedule, after: datetime, count: int = 10, *, zone: str | None = None
+    schedule: Schedule,
+    after: datetime,
+    count: int = 10,
+    *,
+    until: datetime | None = None,
+    zone: str | None = None,
 ) -> list[PreviewEntry]:
-    """The next ``count`` fires strictly after ``after`` (fewer if the schedule ends), each
-    flagged when a clock change affects it, plus entries (``fires=False``) for fires the
-    ``skip`` policy drops in between. ``zone`` shows ``at``/``every`` fires in a zone (a cron
-    schedule is always shown in its own)."""
+    """The next ``count`` fires strictly after ``after`` (fewer if the schedule ends first, or
+    reaches ``until``), each flagged when a clock change affects it, plus entries
+    (``fires=False``) for fires the ``skip`` policy drops in between. ``zone`` shows
+    ``at``/``every`` fires in a zone (a cron schedule is always shown in its own)."""
     if not 1 <= count <= MAX_PREVIEW:
         raise ValueError(f"count must be 1-{MAX_PREVIEW}")
     after = after.astimezone(UTC)
@@ -209,7 +214,7 @@ def preview(
     current = after
     while len(fires) < count:
         found = next_fire(schedule, current)
-        if found is None:
+        if found is None or (until is not None and found > until):
             break
         fires.append(found)
         current = found
@@ -219,7 +224,7 @@ def preview(
 
     tz = _zone(schedule.timezone)
     entries = {f: _plain(f, tz) for f in fires}
-    horizon = fires[-1] if len(fires) == count else _far(after, fires)
+    horizon = fires[-1] if len(fires) == count else _far(after, fires, until)
     skipped: list[PreviewEntry] = []
     expr = parse_cron(schedule.expr)
     for effect in _effects(schedule, after, horizon):
@@ -278,8 +283,11 @@ def preview(
     return sorted([*entries.values(), *skipped], key=lambda e: (e.utc, e.fires))
 
 
-def _far(after: datetime, fires: list[datetime]) -> datetime:
-    """The preview's horizon when the schedule ended before ``count`` fires."""
+def _far(after: datetime, fires: list[datetime], until: datetime | None) -> datetime:
+    """The preview's horizon when it stopped before ``count`` fires: ``until``, or the last
+    fire of a schedule that ended."""
+    if until is not None:
+        return max(until.astimezone(UTC), after)
     return fires[-1] if fires else after
 
 
