@@ -28,6 +28,7 @@ from oncely.domain.runs import Attempt, Run, RunState
 from oncely.ports.clock import Clock
 from oncely.ports.store import JobQuery, RunQuery, Store
 from oncely.runtime.engine import ComponentStarter, Engine
+from oncely.runtime.events import EventBus
 from oncely.runtime.scheduler import Scheduler
 from oncely.runtime.tasks import TaskRegistry
 from oncely.runtime.worker import Worker
@@ -108,6 +109,9 @@ class App:
         self._clock = clock
         self.owner = owner
         self.registry = TaskRegistry()
+        self.events = EventBus()
+        """The runtime's events (``oncely.runtime.events``): subscribe to observe runs, leases
+        and store calls of this process; metrics and logs are subscribers too."""
         self._engine: Engine | None = None
         self._service: Service | None = None
 
@@ -124,7 +128,7 @@ class App:
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = compose.open_store(self._store_arg)
+            self._store = compose.observed(compose.open_store(self._store_arg), self.events)
         return self._store
 
     @property
@@ -328,6 +332,7 @@ class App:
             config=compose.engine_config(self.settings),
             registry=self.registry,
             executors=executors,
+            events=self.events,
         )
         components: list[ComponentStarter] = []
         if serve_http:

@@ -21,7 +21,9 @@ from oncely.ports.clock import Clock
 from oncely.ports.store import Store
 from oncely.runtime.clock import DatabaseClock, SystemClock
 from oncely.runtime.engine import Component, ComponentStarter, EngineConfig
+from oncely.runtime.events import EventBus
 from oncely.runtime.tasks import PythonExecutor, TaskRegistry
+from oncely.runtime.timed_store import timed
 
 
 def open_store(target: str | Store) -> Store:
@@ -34,6 +36,11 @@ def open_store(target: str | Store) -> Store:
         store = target
     store.migrate()
     return store
+
+
+def observed(store: Store, events: EventBus) -> Store:
+    """The store, with every call reported on ``events`` (latency and errors for metrics)."""
+    return timed(store, events)
 
 
 def pick_clock(store: Store) -> Clock:

@@ -107,6 +107,10 @@ class AttemptResult:
     error: str | None = None
     output: str | None = None
     expired_before: datetime | None = None
+    job_id: str | None = None
+    job_name: str | None = None
+    queue: str | None = None
+    """Whose run this is, for observers (events, metrics, logs); the store ignores them."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,9 @@ class ExpiredRun:
     worker_id: str
     started_at: datetime
     policy: Policy
+    job_id: str | None = None
+    job_name: str | None = None
+    queue: str | None = None
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from oncely.ports.actions import ActionExecutor
 from oncely.ports.clock import Clock
 from oncely.ports.store import Store
 from oncely.runtime.blocking import BlockingCaller
+from oncely.runtime.events import EventBus
 from oncely.runtime.scheduler import Scheduler, SchedulerConfig
 from oncely.runtime.tasks import TaskRegistry
 from oncely.runtime.worker import Worker, WorkerConfig
@@ -66,7 +67,10 @@ class Engine:
         config: EngineConfig,
         registry: TaskRegistry,
         executors: Mapping[str, ActionExecutor],
+        events: EventBus | None = None,
     ) -> None:
+        self.events = events or EventBus()
+        """What the loops emit (``oncely.runtime.events``): subscribe before ``run``."""
         self.store = store
         self.clock = clock
         self.config = config
@@ -118,6 +122,7 @@ class Engine:
                     shutdown_grace=cfg.shutdown_grace,
                 ),
                 caller=store_calls,
+                events=self.events,
             )
         if scheduler:
             self.scheduler = Scheduler(
@@ -129,6 +134,7 @@ class Engine:
                 ),
                 caller=store_calls,
                 on_runs_created=self.worker.wake if self.worker is not None else None,
+                events=self.events,
             )
         tasks: list[asyncio.Task[None]] = []
         started: list[Component] = []

@@ -38,6 +38,15 @@ from oncely.domain.runs import AttemptOutcome, decide_after_attempt
 from oncely.ports.clock import Clock
 from oncely.ports.store import AttemptResult, Lease, Store
 from oncely.runtime.blocking import BlockingCaller
+from oncely.runtime.events import (
+    NULL_BUS,
+    EventBus,
+    FiresMaterialized,
+    LeasesGained,
+    LeasesLost,
+    emit_outcomes,
+    missed_fires,
+)
 
 log = logging.getLogger("oncely.scheduler")
 
@@ -80,6 +89,7 @@ class Scheduler:
         config: SchedulerConfig | None = None,
         caller: BlockingCaller | None = None,
         on_runs_created: Callable[[], None] | None = None,
+        events: EventBus | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -87,6 +97,7 @@ class Scheduler:
         self.config = config or SchedulerConfig()
         self._call = caller or BlockingCaller(2, "oncely-scheduler")
         self._on_runs_created = on_runs_created
+        self.events = events or NULL_BUS
         self._leases: dict[int, Lease] = {}
         self._wake = asyncio.Event()
         self.stats = SchedulerStats()
@@ -162,9 +173,11 @@ class Scheduler:
         held = list(self._leases.values())
         renewed = self.store.lease_renew(held, now=now, ttl=ttl) if held else []
         self._leases = {_shard(lease): lease for lease in renewed}
-        for lease in held:
-            if _shard(lease) not in self._leases:
-                log.warning("lost the lease of %s", lease.name)
+        lost = tuple(x.name for x in held if _shard(x) not in self._leases)
+        for name in lost:
+            log.warning("lost the lease of %s", name)
+        if lost:
+            self.events.emit(LeasesLost(self.node_id, lost, "not renewed in time", now))
         self.acquire_free_shards()
 
     def acquire_free_shards(self) -> None:
@@ -173,8 +186,16 @@ class Scheduler:
         if missing:
             now = self.clock.now()
             ttl = timedelta(seconds=self.config.lease_ttl)
-            for lease in self.store.lease_acquire(missing, self.node_id, now=now, ttl=ttl):
+            gained = [
+                lease
+                for lease in self.store.lease_acquire(missing, self.node_id, now=now, ttl=ttl)
+                if _shard(lease) not in self._leases
+            ]
+            for lease in gained:
                 self._leases[_shard(lease)] = lease
+            if gained:
+                names, tokens = tuple(x.name for x in gained), tuple(x.token for x in gained)
+                self.events.emit(LeasesGained(self.node_id, names, tokens, now))
 
     def materialize(self) -> bool:
         """Plan and commit one batch of due jobs; True if more are due right away."""
@@ -193,6 +214,13 @@ class Scheduler:
             lease = self._leases.pop(shard, None)
             if lease is not None:
                 log.warning("lease of %s was taken over; dropping the shard", lease.name)
+                self.events.emit(LeasesLost(self.node_id, (lease.name,), "taken over", now))
+        if result.runs_created:
+            self.events.emit(
+                FiresMaterialized(self.node_id, result.runs_created, result.jobs_advanced, now)
+            )
+            for event in missed_fires(self.node_id, plans, result.lost_shards, now):
+                self.events.emit(event)
         self.stats.runs_created += result.runs_created
         self.stats.jobs_advanced += result.jobs_advanced
         if result.runs_created and self._on_runs_created is not None:
@@ -219,10 +247,15 @@ class Scheduler:
                 finished_at=now,
                 error=f"lease expired: worker {e.worker_id} stopped heartbeating",
                 expired_before=now,
+                job_id=e.job_id,
+                job_name=e.job_name,
+                queue=e.queue,
             )
             for e in expired
         ]
-        recorded = sum(self.store.run_complete(results))
+        accepted = self.store.run_complete(results)
+        emit_outcomes(self.events, self.node_id, results, accepted, now)
+        recorded = sum(accepted)
         self.stats.runs_reaped += recorded
         if recorded:
             log.warning("reaped %d runs whose worker lease expired", recorded)

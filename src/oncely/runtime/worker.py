@@ -44,6 +44,13 @@ from oncely.ports.actions import ActionContext, ActionExecutor, ActionResult
 from oncely.ports.clock import Clock
 from oncely.ports.store import AttemptResult, ClaimedRun, ClaimParams, Store
 from oncely.runtime.blocking import BlockingCaller
+from oncely.runtime.events import (
+    NULL_BUS,
+    AttemptLeaseLost,
+    AttemptsStarted,
+    EventBus,
+    emit_outcomes,
+)
 from oncely.runtime.tasks import (
     TaskRegistry,
     describe_exception,
@@ -96,7 +103,9 @@ class Worker:
         config: WorkerConfig | None = None,
         worker_id: str | None = None,
         caller: BlockingCaller | None = None,
+        events: EventBus | None = None,
     ) -> None:
+        self.events = events or NULL_BUS
         self.store = store
         self.clock = clock
         self.executors = dict(executors)
@@ -206,6 +215,8 @@ class Worker:
                     await asyncio.sleep(1.0)
                     continue
                 self._hold(claimed)
+                if claimed:
+                    self.events.emit(AttemptsStarted(self.worker_id, claimed, now))
             self.last_loop_at = self.clock.now()
             if want > 0 and len(claimed) == want:
                 continue  # there may be more due right now
@@ -341,14 +352,18 @@ class Worker:
         def effect(conn: Any) -> Any:
             return task.fn(task_context(ctx, conn))
 
+        recorded: list[AttemptResult] = []
+
         def success(value: Any) -> AttemptResult:
             output = describe_return(value, MAX_OUTPUT_BYTES)
-            return self._result(run, AttemptOutcome.SUCCEEDED, output=output)
+            recorded.append(self._result(run, AttemptOutcome.SUCCEEDED, output=output))
+            return recorded[-1]
 
         def complete() -> None:
             # Runs on a store thread, and finishes there even if this attempt is cancelled
             # meanwhile (a lost lease): the refusal is then logged all the same.
             accepted, _ = self.store.run_complete_with(success, effect)
+            emit_outcomes(self.events, self.worker_id, recorded, [accepted], self.clock.now())
             if accepted:
                 self.stats.succeeded += 1
             else:
@@ -388,6 +403,9 @@ class Worker:
             finished_at=max(now, run.started_at),
             error=cap_text(error, MAX_ERROR_CHARS, keep="tail"),
             output=cap_text(output, MAX_OUTPUT_BYTES),
+            job_id=run.job_id,
+            job_name=run.job_name,
+            queue=run.queue,
         )
 
     # -- recording ------------------------------------------------------------------------
@@ -416,6 +434,7 @@ class Worker:
                 continue
             for result, ok in zip(batch, accepted, strict=True):
                 self._count(result, ok)
+            emit_outcomes(self.events, self.worker_id, batch, accepted, self.clock.now())
 
     def _count(self, result: AttemptResult, ok: bool) -> None:
         if not ok:
@@ -461,6 +480,8 @@ class Worker:
                 log.warning("run %s: lease lost; cancelling the attempt", run_id)
                 attempt.lost = True
                 self.stats.lost += 1
+                token, now = attempt.claimed.token, self.clock.now()
+                self.events.emit(AttemptLeaseLost(self.worker_id, run_id, token, now))
                 if attempt.task is not None:
                     attempt.task.cancel()
                 else:

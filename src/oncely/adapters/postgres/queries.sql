@@ -384,7 +384,8 @@ WITH accepted AS (
 SELECT ord, state, queue FROM accepted;
 
 -- name: runs_expired
-SELECT r.id, r.token, r.attempt, r.failures, r.worker_id, r.started_at, j.policy
+SELECT r.id, r.token, r.attempt, r.failures, r.worker_id, r.started_at, j.policy,
+       r.job_id, j.name AS job_name, r.queue
 FROM runs r JOIN jobs j ON j.id = r.job_id
 WHERE r.state = 'running' AND r.lease_expires_at <= %(now)s
 ORDER BY r.lease_expires_at

@@ -740,6 +740,9 @@ class PostgresStore:
                 worker_id=r["worker_id"],
                 started_at=r["started_at"],
                 policy=policy_from_row(r["policy"]),
+                job_id=str(r["job_id"]),
+                job_name=r["job_name"],
+                queue=r["queue"],
             )
             for r in self._read("runs_expired", {"now": now, "limit": limit})
         ]

@@ -189,7 +189,8 @@ VALUES (:run_id, :number, :token, :worker_id, :started_at, :finished_at, :outcom
         :error, :output);
 
 -- name: runs_expired
-SELECT r.id, r.token, r.attempt, r.failures, r.worker_id, r.started_at, j.policy
+SELECT r.id, r.token, r.attempt, r.failures, r.worker_id, r.started_at, j.policy,
+       r.job_id, j.name AS job_name, r.queue
 FROM runs r JOIN jobs j ON j.id = r.job_id
 WHERE r.state = 'running' AND r.lease_expires_at <= :now
 ORDER BY r.lease_expires_at

@@ -704,6 +704,9 @@ class SqliteStore:
                 worker_id=r["worker_id"],
                 started_at=from_micros(r["started_at"]),
                 policy=policy_from_row(r["policy"]),
+                job_id=r["job_id"],
+                job_name=r["job_name"],
+                queue=r["queue"],
             )
             for r in self._read("runs_expired", {"now": to_micros(now), "limit": limit})
         ]
