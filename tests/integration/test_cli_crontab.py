@@ -139,3 +139,31 @@ def test_export_writes_what_cron_can_say_and_names_the_rest(tmp_path: Path) -> N
     lines = out.read_text().splitlines()
     assert "0 4 * * * backup held" in lines
     assert [j.user for j in parse_crontab(out.read_text(), system=True).jobs] == ["backup"] * 3
+
+
+def test_preview_a_stored_job(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'oncely.db'}"
+    app = App(settings=Settings(store=store))
+    app.add_job(
+        "east nightly",
+        cron="30 1 * * *",
+        timezone="America/New_York",
+        dst_fold="last",
+        http="https://example.com/hook",
+    )
+    app.close()
+    args = ["--store", store, "preview", "--job", "east nightly", "--from", "2027-11-06T12:00:00Z"]
+    result = CliRunner().invoke(main, [*args, "--count", "2", "--json"])
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["words"].startswith("At 01:30 (America/New_York); ")
+    # 7 November 2027: 01:30 occurs twice; "last" fires at 01:30 EST = 06:30Z.
+    assert [(f["utc"], f["dst"]) for f in data["fires"]] == [
+        ("2027-11-07T06:30:00Z", "fold-second"),
+        ("2027-11-08T06:30:00Z", None),
+    ]
+    missing = CliRunner().invoke(main, ["--store", store, "preview", "--job", "nope"])
+    assert missing.exit_code == 3
+    both = CliRunner().invoke(main, ["--store", store, "preview", "@daily", "--job", "x"])
+    assert both.exit_code == 2
+    assert "give a job or a schedule, not both" in both.stderr

@@ -18,7 +18,7 @@ import click
 from oncely.domain.describe import schedule_in_words
 from oncely.domain.errors import InvalidInput
 from oncely.domain.preview import MAX_PREVIEW, DstDay, PreviewEntry, dst_days, preview
-from oncely.domain.schedule import CronSchedule, make_schedule, schedule_to_dict
+from oncely.domain.schedule import CronSchedule, Schedule, make_schedule, schedule_to_dict
 
 EXIT_INVALID = 2
 
@@ -84,6 +84,7 @@ def _entry_line(entry: PreviewEntry) -> str:
 
 @click.command("preview")
 @click.argument("cron", required=False)
+@click.option("--job", "job_ref", default=None, help="Preview a stored job (name or id).")
 @click.option("--every", help="An interval instead of cron: 90s, 5m, 1h30m.")
 @click.option("--at", "at", help="One instant instead of cron, ISO 8601 with offset.")
 @click.option(
@@ -107,8 +108,11 @@ def _entry_line(entry: PreviewEntry) -> str:
 @click.option("--dst-days", is_flag=True, help="List the days of --year a DST change affects.")
 @click.option("--year", type=click.IntRange(1900, 9000), default=None, help="For --dst-days.")
 @click.option("--json", "as_json", is_flag=True)
+@click.pass_context
 def preview_command(
+    ctx: click.Context,
     cron: str | None,
+    job_ref: str | None,
     every: str | None,
     at: str | None,
     tz: str,
@@ -130,23 +134,30 @@ def preview_command(
     oncely preview "0 2 * * *" --tz America/New_York --count 10
     oncely preview "0 2 * * *" --tz America/New_York --dst-days --year 2027
     oncely preview --every 5m
+    oncely preview --job "nightly backup"
     """
     with _invalid_input():
         after = _instant(from_, "from")
-        is_cron = every is None and at is None
-        schedule = make_schedule(
-            cron=cron,
-            at=at,
-            every=every,
-            timezone=tz if is_cron else "UTC",
-            dst_gap=dst_gap,
-            dst_fold=dst_fold,
-            start=start,
-            end=end,
-            jitter=jitter,
-            anchor=anchor,
-            now=after,
-        )
+        schedule: Schedule
+        if job_ref is not None:
+            if cron is not None or every is not None or at is not None:
+                raise InvalidInput("give a job or a schedule, not both", field="job")
+            schedule = _stored_schedule(ctx, job_ref)
+        else:
+            is_cron = every is None and at is None
+            schedule = make_schedule(
+                cron=cron,
+                at=at,
+                every=every,
+                timezone=tz if is_cron else "UTC",
+                dst_gap=dst_gap,
+                dst_fold=dst_fold,
+                start=start,
+                end=end,
+                jitter=jitter,
+                anchor=anchor,
+                now=after,
+            )
         words = schedule_in_words(schedule)
         shown_zone = schedule.timezone if isinstance(schedule, CronSchedule) else tz
         if dst_days:
@@ -170,6 +181,26 @@ def preview_command(
     click.echo(f"Next {fired} fire{'s' if fired != 1 else ''} ({shown_zone}, then UTC):")
     for entry in entries:
         click.echo(_entry_line(entry))
+
+
+def _stored_schedule(ctx: click.Context, ref: str) -> Schedule:
+    # Imported here: previewing a schedule given on the command line needs no store.
+    from oncely.app import App
+    from oncely.config import load_settings
+    from oncely.domain.errors import NotFound
+
+    obj = ctx.find_root().obj or {}
+    app = App(
+        settings=load_settings(obj.get("config"), store=obj.get("store")),
+        owner=obj.get("owner") or "default",
+    )
+    try:
+        return app.get_job(ref).schedule
+    except NotFound as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(3)
+    finally:
+        app.close()
 
 
 def _show_dst_days(schedule: Any, words: str, year: int, as_json: bool) -> None:
