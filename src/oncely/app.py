@@ -340,7 +340,11 @@ class App:
 
             components.append(
                 compose.http_server(
-                    lambda: create_http_app(engine.readiness),
+                    lambda: create_http_app(
+                        engine.readiness,
+                        auth=compose.authenticator(store, self.clock, self.settings),
+                        login_limits=compose.login_limits(self.settings),
+                    ),
                     self.settings.host,
                     self.settings.port,
                 )

@@ -9,10 +9,13 @@ change here, not in the engine.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
+from oncely.auth import Authenticator
 from oncely.config import Settings
 from oncely.domain.actions import Action, HttpAction, ShellAction, SqlAction
 from oncely.domain.errors import InvalidInput
@@ -24,6 +27,9 @@ from oncely.runtime.engine import Component, ComponentStarter, EngineConfig
 from oncely.runtime.events import EventBus
 from oncely.runtime.tasks import PythonExecutor, TaskRegistry
 from oncely.runtime.timed_store import timed
+
+if TYPE_CHECKING:
+    from oncely.api.auth import LoginLimits
 
 
 def open_store(target: str | Store) -> Store:
@@ -94,6 +100,24 @@ def check_action_allowed(action: Action, settings: ActionSettings) -> None:
             "connections are configured by the server admin",
             field="sql.connection",
         )
+
+
+def authenticator(store: Store, clock: Clock, settings: Settings) -> Authenticator:
+    """The API's ``Authenticator``; creates the first admin from ``ONCELY_ADMIN_USER`` and
+    ``ONCELY_ADMIN_PASSWORD`` if the store has no user yet."""
+    auth = Authenticator(store, clock, token_ttl=timedelta(seconds=settings.token_ttl))
+    auth.bootstrap_admin(os.environ)
+    return auth
+
+
+def login_limits(settings: Settings) -> LoginLimits:
+    from oncely.api.auth import LoginLimits
+
+    return LoginLimits(
+        per_user=settings.login_attempts_per_user,
+        per_address=settings.login_attempts_per_address,
+        window=settings.login_window,
+    )
 
 
 def http_server(make_asgi: Callable[[], Any], host: str, port: int) -> ComponentStarter:

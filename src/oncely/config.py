@@ -35,6 +35,13 @@ class Settings:
     worker_prefetch: float = 0.5
     shutdown_grace: float = 30.0
     log_level: str = "INFO"
+    token_ttl: float = 900.0
+    """Lifetime of an access token from ``POST /v1/auth/token``, in seconds."""
+    login_attempts_per_user: int = 10
+    """Failed logins per user name per ``login_window`` before 429 (per API process)."""
+    login_attempts_per_address: int = 30
+    """Logins per client address per ``login_window`` before 429 (per API process)."""
+    login_window: float = 60.0
 
     def __post_init__(self) -> None:
         for name in ("lookahead", "scheduler_lease_ttl", "worker_lease_ttl"):
@@ -46,6 +53,12 @@ class Settings:
             )
         if self.shutdown_grace < 0:
             raise InvalidInput("shutdown_grace must not be negative")
+        if not 10 <= self.token_ttl <= 86_400:
+            raise InvalidInput("token_ttl must be between 10 s and one day", field="token_ttl")
+        if self.login_attempts_per_user < 1 or self.login_attempts_per_address < 1:
+            raise InvalidInput("login attempt limits must be at least 1", field="login_attempts")
+        if not 1 <= self.login_window <= 86_400:
+            raise InvalidInput("login_window must be between 1 s and one day", field="login_window")
 
     def action_settings(self) -> ActionSettings:
         return ActionSettings(

@@ -9,6 +9,7 @@ def test_exported_members_are_exactly_the_public_names() -> None:
     public = {name for name in dir(oncely) if not name.startswith("_")}
     modules = {
         "app",
+        "auth",
         "compose",
         "config",
         "domain",

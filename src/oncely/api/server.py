@@ -5,30 +5,45 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from oncely.api.auth import PUBLIC, LoginLimits, check_routes, install_auth
+
+if TYPE_CHECKING:
+    from oncely.auth import Authenticator
+
 Readiness = Callable[[], tuple[bool, dict[str, Any]]]
 """Blocking probe: (ready, body). Given by the composition root (the engine's readiness)."""
 
 
-def create_http_app(readiness: Readiness) -> FastAPI:
+def create_http_app(
+    readiness: Readiness,
+    *,
+    auth: Authenticator | None = None,
+    login_limits: LoginLimits | None = None,
+) -> FastAPI:
+    """The HTTP app. Every route declares who may call it (``oncely.api.auth``): an app with
+    a route that does not is refused here."""
     api = FastAPI(title="oncely", version="0.1.0")
 
-    @api.get("/healthz")
+    @api.get("/healthz", dependencies=[PUBLIC])
     async def healthz() -> dict[str, str]:
         """The process is up and serving (liveness)."""
         return {"status": "ok"}
 
-    @api.get("/readyz")
+    @api.get("/readyz", dependencies=[PUBLIC])
     async def readyz() -> JSONResponse:
         """The store answers with the current schema and the loops are turning (readiness)."""
         ready, body = await asyncio.to_thread(readiness)
         return JSONResponse(body, status_code=200 if ready else 503)
 
+    if auth is not None:
+        install_auth(api, auth, login_limits)
+    check_routes(api)
     return api
 
 

@@ -1,0 +1,104 @@
+"""Deny by default: every route of the assembled HTTP app declares who may call it, and every
+route that is not public refuses a request without credentials (Airflow's CVE-2020-13927 was
+an API that answered everyone by default)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import APIRouter, FastAPI
+
+from oncely.adapters.sqlite import SqliteStore
+from oncely.api.auth import PUBLIC, check_routes, requires, route_rules
+from oncely.api.server import create_http_app
+from oncely.auth import Authenticator
+from oncely.domain.principal import Permission
+from oncely.runtime.clock import SystemClock
+from tests.integration.live_server import serve
+
+EXPECTED_PUBLIC = {
+    "GET,HEAD /healthz",
+    "GET,HEAD /readyz",
+    "POST /v1/auth/token",
+}
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[FastAPI]:
+    store = SqliteStore(str(tmp_path / "oncely.db"))
+    store.migrate()
+    yield create_http_app(lambda: (True, {}), auth=Authenticator(store, SystemClock()))
+    store.close()
+
+
+def _normalize(name: str) -> str:
+    return name.replace("GET /", "GET,HEAD /") if name.startswith("GET /") else name
+
+
+def test_every_route_declares_a_rule(app: FastAPI) -> None:
+    rules = route_rules(app)
+    assert len(rules) > 10
+    missing = [name for name, rule in rules.items() if rule is None]
+    assert missing == []
+    public = {_normalize(n) for n, r in rules.items() if r == "public"}
+    # Nothing else is public, except the API's own documentation.
+    assert public == EXPECTED_PUBLIC
+    docs = {n for n, r in rules.items() if r and r.startswith("public (API documentation)")}
+    assert all(re.search(r" /(openapi\.json|docs|redoc)", n) for n in docs)
+    assert rules["GET /v1/users"] == "requires admin"
+    assert rules["GET /v1/auth/me"] == "authenticated"
+
+
+def test_every_protected_route_refuses_a_request_without_credentials(app: FastAPI) -> None:
+    rules = route_rules(app)
+    protected = [
+        (method, path)
+        for name, rule in rules.items()
+        if rule is not None and not rule.startswith("public")
+        for method in [name.split(" ", 1)[0].split(",")[0]]
+        for path in [name.split(" ", 1)[1]]
+    ]
+    assert protected
+    with serve(app) as url, httpx.Client(base_url=url) as http:
+        for method, path in protected:
+            concrete = re.sub(r"\{[^}]+\}", "x", path)
+            for headers in ({}, {"Authorization": "Bearer not-a-token"}):
+                r = http.request(method, concrete, headers=headers, json={})
+                assert r.status_code == 401, f"{method} {path} answered {r.status_code}"
+                assert r.headers["www-authenticate"] == "Bearer"
+
+
+def test_an_app_with_an_unprotected_route_is_refused() -> None:
+    app = FastAPI()
+
+    @app.get("/healthz", dependencies=[PUBLIC])
+    def ok() -> str:
+        return "ok"
+
+    check_routes(app)
+
+    router = APIRouter()
+
+    @router.get("/v1/forgotten")
+    def forgotten() -> str:
+        return "secret"
+
+    app.include_router(router, prefix="/x")
+    with pytest.raises(RuntimeError, match="/x/v1/forgotten"):
+        check_routes(app)
+
+
+def test_a_rule_given_by_the_router_counts() -> None:
+    app = FastAPI()
+    router = APIRouter(dependencies=[requires(Permission.READ)])
+
+    @router.get("/v1/things")
+    def things() -> list[str]:
+        return []
+
+    app.include_router(router)
+    assert route_rules(app)["GET /v1/things"] == "requires read"
