@@ -63,6 +63,7 @@ _STORED_POLICY_DEFAULTS: dict[str, Any] = {
     "misfire": "run_once",
     "misfire_grace": 60.0,
     "misfire_cap": 100,
+    "deadline": None,
 }
 _STORED_SCHEDULE_DEFAULTS: dict[str, Any] = {
     "timezone": "UTC",

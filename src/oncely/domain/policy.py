@@ -34,6 +34,10 @@ class Policy:
     misfire_cap: int = 100
     queue: str = "default"
     priority: int = 0
+    deadline: float | None = None
+    """Dead-man's switch: the job must have succeeded within this many seconds (counted
+    from its last success, or from when the deadline was set); when it passes, rules with
+    the ``deadman`` event notify, whatever the cause. None: no deadline."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.max_retries <= 1000:
@@ -62,6 +66,8 @@ class Policy:
             raise InvalidInput("queue must be 1-64 letters, digits, '_', '.' or '-'", field="queue")
         if not -1000 <= self.priority <= 1000:
             raise InvalidInput("priority must be between -1000 and 1000", field="priority")
+        if self.deadline is not None and not 60 <= self.deadline <= 366 * 86400:
+            raise InvalidInput("deadline must be between 60 s and 366 days", field="deadline")
 
 
 def policy_to_dict(policy: Policy) -> dict[str, Any]:
@@ -76,6 +82,7 @@ def policy_to_dict(policy: Policy) -> dict[str, Any]:
         "misfire_cap": policy.misfire_cap,
         "queue": policy.queue,
         "priority": policy.priority,
+        "deadline": policy.deadline,
     }
 
 

@@ -28,6 +28,16 @@ from typing import Any, Protocol, TypeVar
 from oncely.domain.actions import Action
 from oncely.domain.firing import FirePlan
 from oncely.domain.jobs import Job
+from oncely.domain.notify import (
+    Channel,
+    DeadmanSweep,
+    Delivery,
+    DueNotification,
+    MissingJob,
+    Notification,
+    NotificationState,
+    Rule,
+)
 from oncely.domain.policy import Policy
 from oncely.domain.principal import Role
 from oncely.domain.runs import Attempt, AttemptOutcome, Run, RunDecision, RunState
@@ -553,4 +563,93 @@ class Store(Protocol):
         with no owner, are then left out); ``target_kind``/``target_id`` to one target;
         ``since`` (inclusive) and ``until`` (exclusive) to a time range. Each filter
         combination reads one index in order."""
+        ...
+
+    # -- notifications (see oncely.domain.notify) ------------------------------------------
+    #
+    # The outbox is written by ``run_complete``/``run_complete_with`` (a failed, timed out or
+    # lost attempt; a run gone dead; the first success after a failure) and ``fires_commit``
+    # (a missed fire) in their own transactions, and by ``deadman_sweep``: one notification
+    # per matching rule and cause, never two.
+
+    def channel_create(
+        self, channel: Channel, *, now: datetime, actor: str | None = None
+    ) -> Channel:
+        """Store a channel. ``Conflict`` if the owner has a live channel of that name.
+        Audited as ``channel.create`` (without its URL or secret)."""
+        ...
+
+    def channel_get(self, owner: str | None, channel_id: str) -> Channel | None: ...
+
+    def channel_list(self, owner: str | None) -> list[Channel]:
+        """Live channels ordered by (owner, name)."""
+        ...
+
+    def channel_delete(
+        self, owner: str | None, channel_id: str, *, now: datetime, actor: str | None = None
+    ) -> bool:
+        """Delete a channel, the rules that use it, and give up its pending notifications.
+        Audited as ``channel.delete``."""
+        ...
+
+    def rule_create(self, rule: Rule, *, now: datetime, actor: str | None = None) -> Rule:
+        """Store a rule (the caller checked its job and channel). Audited as ``rule.create``."""
+        ...
+
+    def rule_list(self, owner: str | None, *, job_id: str | None = None) -> list[Rule]: ...
+
+    def rule_delete(
+        self, owner: str | None, rule_id: str, *, now: datetime, actor: str | None = None
+    ) -> bool: ...
+
+    def notification_due(self, *, now: datetime, limit: int) -> list[DueNotification]:
+        """Pending notifications whose next attempt is due, earliest first, with their
+        channel (secrets included: for the deliverer only)."""
+        ...
+
+    def notification_record(
+        self,
+        notification_id: str,
+        *,
+        attempt: int,
+        ok: bool,
+        error: str | None,
+        duration_ms: int,
+        now: datetime,
+        retry_at: datetime | None,
+    ) -> bool:
+        """Record delivery try number ``attempt`` (the notification's ``attempts + 1``):
+        delivered if ``ok``, else pending again at ``retry_at``, or failed for good when
+        ``retry_at`` is None. False (and nothing changed) if that try was already recorded
+        or the notification is no longer pending."""
+        ...
+
+    def notification_get(self, owner: str | None, notification_id: str) -> Notification | None: ...
+
+    def notification_list(
+        self,
+        owner: str | None,
+        *,
+        state: NotificationState | None = None,
+        job_id: str | None = None,
+        limit: int = 100,
+        before: tuple[datetime, str] | None = None,
+    ) -> list[Notification]:
+        """Newest first by (created_at, id); ``before`` pages."""
+        ...
+
+    def delivery_list(self, owner: str | None, notification_id: str) -> list[Delivery]: ...
+
+    def deadman_sweep(self, *, now: datetime, limit: int = 500) -> DeadmanSweep:
+        """In one transaction: arm the deadline of jobs that have one and are not armed
+        (due ``now + deadline``), then for each job whose armed deadline is at or before
+        ``now``: mark it lapsed (disarmed until its next success) and write its ``deadman``
+        notifications. A lapse is notified once, however many sweepers run."""
+        ...
+
+    def deadman_missing(
+        self, owner: str | None, *, now: datetime, limit: int = 100
+    ) -> list[MissingJob]:
+        """Live jobs with a deadline that passed without a success (lapsed, or armed and due
+        by ``now``), the longest overdue first."""
         ...

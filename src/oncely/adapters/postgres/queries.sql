@@ -374,12 +374,61 @@ WITH accepted AS (
       AND r.state = 'running'
       AND (x.expired_before IS NULL OR r.lease_expires_at <= x.expired_before)
     RETURNING x.ord, x.id, x.number, x.token, x.worker_id, x.started_at, x.finished_at,
-              x.outcome, x.error, x.output, r.state, r.queue
+              x.outcome, x.error, x.output, r.state, r.queue, r.job_id, r.owner
 ), recorded AS (
     INSERT INTO attempts (run_id, number, token, worker_id, started_at, finished_at,
                           outcome, error, output)
     SELECT id, number, token, worker_id, started_at, finished_at, outcome, error, output
     FROM accepted
+), outcomes AS (
+    -- The outbox (see notify.sql), in this same statement so that a notification commits
+    -- with its outcome at no extra round trip. Per job, its last counted outcome here
+    -- decides its failing flag.
+    SELECT DISTINCT ON (job_id) job_id, id AS run_id, outcome = 'succeeded' AS ok, finished_at
+    FROM accepted WHERE outcome IN ('succeeded', 'failed', 'timed_out', 'lost')
+    ORDER BY job_id, finished_at DESC, ord DESC
+), job_marks AS (
+    -- A success of a job that is not failing and has no deadline writes nothing here.
+    UPDATE jobs j
+    SET failing = NOT o.ok,
+        deadman_lapsed_at = CASE WHEN o.ok THEN NULL ELSE j.deadman_lapsed_at END,
+        deadman_due_at = CASE
+            WHEN NOT o.ok THEN j.deadman_due_at
+            WHEN j.policy ->> 'deadline' IS NULL THEN NULL
+            ELSE o.finished_at + make_interval(secs => (j.policy ->> 'deadline')::float8) END
+    FROM outcomes o JOIN jobs before ON before.id = o.job_id
+    WHERE j.id = o.job_id
+      AND (j.failing = o.ok
+           OR (o.ok AND (j.policy ->> 'deadline' IS NOT NULL OR j.deadman_lapsed_at IS NOT NULL)))
+    RETURNING o.run_id, o.ok AND before.failing AS recovered
+), events AS (
+    SELECT id AS run_id, job_id, owner, number, state, error, finished_at, 'failure' AS event,
+           'failure:' || id || ':' || number AS dedupe_key
+    FROM accepted WHERE outcome IN ('failed', 'timed_out', 'lost')
+    UNION ALL
+    SELECT id, job_id, owner, number, state, error, finished_at, 'dead', 'dead:' || id
+    FROM accepted WHERE state = 'dead'
+    UNION ALL
+    SELECT a.id, a.job_id, a.owner, a.number, a.state, a.error, a.finished_at, 'recovery',
+           'recovery:' || a.id
+    FROM job_marks m JOIN accepted a ON a.id = m.run_id WHERE m.recovered
+), notified AS (
+    INSERT INTO notifications (id, rule_id, channel_id, owner, job_id, job_name, run_id, event,
+                               dedupe_key, detail, created_at, next_attempt_at)
+    SELECT gen_random_uuid(), nr.id, nr.channel_id, nr.owner, e.job_id, j.name, e.run_id,
+           e.event, e.dedupe_key,
+           jsonb_build_object('scheduled_for', r.scheduled_for, 'attempt', e.number,
+                              'state', e.state, 'error', e.error, 'fires', r.fires,
+                              'manual', r.manual),
+           e.finished_at, e.finished_at
+    FROM events e
+    JOIN jobs j ON j.id = e.job_id
+    JOIN runs r ON r.id = e.run_id
+    JOIN notify_rules nr
+      ON nr.job_id = e.job_id OR (nr.job_id IS NULL AND (nr.is_global OR nr.owner = e.owner))
+    WHERE CASE e.event WHEN 'dead' THEN nr.on_dead WHEN 'failure' THEN nr.on_failure
+                       WHEN 'recovery' THEN nr.on_recovery ELSE false END
+    ON CONFLICT DO NOTHING
 )
 SELECT ord, state, queue FROM accepted;
 

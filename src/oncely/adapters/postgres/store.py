@@ -64,6 +64,7 @@ from oncely.adapters.codec import (
     run_from_row,
     user_from_row,
 )
+from oncely.adapters.postgres.notify import PostgresNotifications, outbox_missed
 from oncely.adapters.sqlfile import load_migrations, load_queries
 from oncely.domain.errors import Conflict, InvalidInput, NotFound
 from oncely.domain.firing import FirePlan
@@ -135,7 +136,7 @@ def _shard_of_lease(lease: Lease) -> int | None:
     return int(number) if prefix == "shard" and number.isdigit() else None
 
 
-class PostgresStore:
+class PostgresStore(PostgresNotifications):
     dialect = "postgresql"
     supports_listen = True
 
@@ -593,11 +594,12 @@ class PostgresStore:
         if not runs:
             return 0
         id_ms = int(now.timestamp() * 1000)
+        ids = [UUID(new_id(id_ms)) for _ in runs]
         rows = _fetch(
             conn,
             "runs_insert_planned",
             {
-                "ids": [UUID(new_id(id_ms)) for _ in runs],
+                "ids": ids,
                 "job_ids": [job_id for job_id, _ in runs],
                 "scheduled_fors": [run.scheduled_for for _, run in runs],
                 "due_ats": [run.due_at for _, run in runs],
@@ -609,6 +611,12 @@ class PostgresStore:
             },
         )
         self._notify(conn, [r["queue"] for r in rows if r["state"] == RunState.PENDING.value])
+        # Missed fires' notifications commit with them (only runs this insert created match).
+        outbox_missed(
+            conn,
+            [i for i, (_, run) in zip(ids, runs, strict=True) if run.state is RunState.MISSED],
+            now,
+        )
         return len(rows)
 
     def _notify(self, conn: Conn, queues: Sequence[str]) -> None:

@@ -41,6 +41,11 @@ from oncely.adapters.codec import (
     user_from_row,
 )
 from oncely.adapters.sqlfile import load_migrations, load_queries
+from oncely.adapters.sqlite.notify import (
+    SqliteNotifications,
+    outbox_after_attempt,
+    outbox_missed,
+)
 from oncely.domain.errors import Conflict, NotFound
 from oncely.domain.firing import FirePlan
 from oncely.domain.ids import new_id
@@ -71,7 +76,7 @@ def _us(value: datetime | None) -> int | None:
     return None if value is None else to_micros(value)
 
 
-class SqliteStore:
+class SqliteStore(SqliteNotifications):
     dialect = "sqlite"
     supports_listen = False
 
@@ -551,6 +556,7 @@ class SqliteStore:
         by_shard = {_shard_of_lease(lease): lease for lease in leases}
         created = advanced = 0
         lost: set[int] = set()
+        missed: list[str] = []  # missed runs created: their notifications commit with them
         with self._write() as conn:
             valid: set[int] = set()
             for shard in {s for s, _ in plans}:
@@ -583,8 +589,10 @@ class SqliteStore:
                 job = conn.execute(Q["job_by_id"], {"id": plan.job_id, "owner": None}).fetchone()
                 policy = policy_from_row(job["policy"])
                 created += _insert_runs(
-                    conn, job, policy.queue, policy.priority, policy.overlap, plan, now
+                    conn, job, policy.queue, policy.priority, policy.overlap, plan, now, missed
                 )
+            if missed:
+                outbox_missed(conn, missed, now)
         return CommitResult(created, advanced, frozenset(lost))
 
     # -- runs: the worker side ------------------------------------------------------------
@@ -1128,14 +1136,16 @@ def _insert_runs(
     overlap: str,
     plan: FirePlan,
     now: datetime,
+    missed: list[str],
 ) -> int:
     created = 0
     for planned in plan.runs:
         ended = planned.state is RunState.MISSED
+        run_id = new_id(to_micros(now) // 1000)
         cur = conn.execute(
             Q["run_insert"],
             {
-                "id": new_id(to_micros(now) // 1000),
+                "id": run_id,
                 "job_id": plan.job_id,
                 "owner": job["owner"],
                 "scheduled_for": to_micros(planned.scheduled_for),
@@ -1152,6 +1162,8 @@ def _insert_runs(
             },
         )
         created += cur.rowcount
+        if ended and cur.rowcount:
+            missed.append(run_id)
     return created
 
 
@@ -1187,6 +1199,7 @@ def _finish(conn: sqlite3.Connection, result: AttemptResult) -> bool:
             "output": result.output,
         },
     )
+    outbox_after_attempt(conn, result)
     return True
 
 
