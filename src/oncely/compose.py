@@ -15,7 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from oncely.auth import Authenticator
 from oncely.config import Settings
 from oncely.domain.actions import Action, HttpAction, ShellAction, SqlAction
 from oncely.domain.errors import InvalidInput
@@ -30,6 +29,7 @@ from oncely.runtime.timed_store import timed
 
 if TYPE_CHECKING:
     from oncely.api.auth import LoginLimits
+    from oncely.auth import Authenticator
 
 
 def open_store(target: str | Store) -> Store:
@@ -105,6 +105,8 @@ def check_action_allowed(action: Action, settings: ActionSettings) -> None:
 def authenticator(store: Store, clock: Clock, settings: Settings) -> Authenticator:
     """The API's ``Authenticator``; creates the first admin from ``ONCELY_ADMIN_USER`` and
     ``ONCELY_ADMIN_PASSWORD`` if the store has no user yet."""
+    from oncely.auth import Authenticator
+
     auth = Authenticator(store, clock, token_ttl=timedelta(seconds=settings.token_ttl))
     auth.bootstrap_admin(os.environ)
     return auth

@@ -563,5 +563,9 @@ from oncely.cli.crontools import register  # noqa: E402  (preview, crontab, expo
 
 register(main)
 
+from oncely.cli.users import register as register_users  # noqa: E402  (users, apikeys)
+
+register_users(main)
+
 if __name__ == "__main__":
     main()
