@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from oncely.adapters.actions import ShellExecutor
 from oncely.domain.actions import ShellAction
@@ -142,6 +144,12 @@ def test_percent_makes_standard_input() -> None:
         (r"echo a\b", r"echo a\b", None),  # other backslashes reach the shell
         (r"cat%a\b", "cat", r"a\b"),
         ("%only", "", "only"),
+        # A backslash escapes the next character while cron looks for %, as in Vixie cron.
+        (r"a\\%b", r"a\\", "b"),
+        (r"a\\\%b", r"a\\%b", None),
+        (r"cat%a\\%b", "cat", r"a\%b"),
+        ("cat%a\\", "cat", "a\\"),
+        ("echo hi  %x  ", "echo hi  ", "x  "),
     ],
 )
 def test_split_percent(written: str, command: str, stdin: str | None) -> None:
@@ -360,3 +368,43 @@ def test_exported_names_come_back() -> None:
     bad = parse_crontab("# oncely-job: -bad name!\n0 1 * * * a\n")
     assert [(p.line, p.reason.split(" must")[0]) for p in bad.problems] == [(1, "job name")]
     assert bad.jobs == ()
+
+
+five_field = st.sampled_from(
+    ["0 2 * * *", "*/15 9-17 * * mon-fri", "@daily", "0 0 1,15 * *", "5 4 * * sun", "@hourly"]
+)
+awkward = st.text(alphabet="ab %\\\n#'\"\t", max_size=12)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    expr=five_field,
+    zone=st.sampled_from(["UTC", "Europe/Paris", "America/New_York"]),
+    command=awkward.filter(lambda c: c.strip() != ""),
+    stdin=st.none() | awkward,
+)
+def test_render_then_parse_gives_the_job_back_or_refuses(
+    expr: str, zone: str, command: str, stdin: str | None
+) -> None:
+    item = ExportItem(
+        "j", CronSchedule(expr, timezone=zone), ShellAction(("sh", "-c", command), stdin=stdin)
+    )
+    text = _rendered(item)
+    if isinstance(text, InvalidInput):
+        assert "cannot be written exactly" in str(text)
+        assert "\n" in command or command[0].isspace() or "\\" in command + (stdin or "")
+        return
+    (job,) = parse_crontab(text).jobs
+    assert (job.name, job.schedule, job.action.argv, job.action.stdin) == (
+        "j",
+        item.schedule,
+        item.action.argv,
+        stdin,
+    )
+
+
+def _rendered(item: ExportItem) -> str | InvalidInput:
+    try:
+        return render_crontab([item])
+    except InvalidInput as exc:
+        return exc

@@ -106,36 +106,46 @@ class Crontab:
 
 
 def split_percent(command: str) -> tuple[str, str | None]:
-    """Split a crontab command at its first unescaped ``%`` as cron does: (command, stdin).
+    r"""Split a crontab command at its first unescaped ``%`` as cron does: (command, stdin).
 
-    ``\\%`` is a literal ``%`` on both sides; in the standard input, unescaped ``%`` are
-    newlines. None when there is no standard input."""
+    As in Vixie cron, a backslash escapes the character after it while looking for ``%``
+    (so ``\\%`` is a backslash pair, then the split); ``\%`` is a literal ``%`` (the
+    backslash is dropped) and other escapes are kept for the shell. In the standard input,
+    unescaped ``%`` are newlines. None when there is no standard input."""
     out: list[str] = []
-    i = 0
-    while i < len(command):
-        ch = command[i]
-        if ch == "\\" and i + 1 < len(command) and command[i + 1] == "%":
-            out.append("%")
-            i += 2
-            continue
-        if ch == "%":
-            break
-        out.append(ch)
-        i += 1
-    else:
-        return "".join(out), None
-    rest = command[i + 1 :]
+    escaped = False
+    for i, ch in enumerate(command):
+        if escaped:
+            if ch == "%":
+                out[-1] = "%"  # the backslash gives way to the percent sign
+            else:
+                out.append(ch)
+            escaped = False
+        elif ch == "\\":
+            out.append(ch)
+            escaped = True
+        elif ch == "%":
+            return "".join(out), _stdin(command[i + 1 :])
+        else:
+            out.append(ch)
+    return "".join(out), None
+
+
+def _stdin(text: str) -> str:
     data: list[str] = []
-    j = 0
-    while j < len(rest):
-        ch = rest[j]
-        if ch == "\\" and j + 1 < len(rest) and rest[j + 1] == "%":
-            data.append("%")
-            j += 2
-            continue
-        data.append("\n" if ch == "%" else ch)
-        j += 1
-    return "".join(out), "".join(data)
+    escaped = False
+    for ch in text:
+        if escaped:
+            if ch != "%":
+                data.append("\\")
+        elif ch == "%":
+            ch = "\n"
+        escaped = ch == "\\"
+        if not escaped:
+            data.append(ch)
+    if escaped:
+        data.append("\\")
+    return "".join(data)
 
 
 def _slug(command: str) -> str:
@@ -259,7 +269,9 @@ def _job_line(raw: str, number: int, system: bool, state: _State) -> _Pending | 
     def problem(reason: str) -> CrontabProblem:
         return CrontabProblem(number, raw, reason)
 
-    stripped = raw.strip()
+    # Only leading blanks go: cron reads the command to the end of the line, trailing blanks
+    # and all (they matter in standard input).
+    stripped = raw.lstrip()
     if stripped.startswith("@"):
         macro, *tail = stripped.split(None, 1)
         rest = tail[0] if tail else ""
@@ -270,7 +282,7 @@ def _job_line(raw: str, number: int, system: bool, state: _State) -> _Pending | 
             )
         if macro.lower() not in MACROS:
             return problem(f"unknown macro {macro}; known macros are {', '.join(MACROS)}")
-        expr, fields_after = macro.lower(), rest.strip()
+        expr, fields_after = macro.lower(), rest
     else:
         parts = stripped.split(None, 5)
         if len(parts) < 6:
@@ -285,8 +297,8 @@ def _job_line(raw: str, number: int, system: bool, state: _State) -> _Pending | 
         if len(user_parts) < 2:
             return problem("a system crontab line needs a user and a command after the times")
         user, fields_after = user_parts[0], user_parts[1]
-    written = fields_after.strip()
-    if not written:
+    written = fields_after.lstrip()
+    if not written.strip():
         return problem("no command after the times")
     if state.timezone_error is not None:
         return problem(f"its time zone is unknown: {state.timezone_error}")
@@ -338,12 +350,15 @@ class ExportItem:
     user: str | None = None
 
 
-def _escape_command(command: str) -> str:
-    return command.replace("%", "\\%")
-
-
-def _escape_stdin(stdin: str) -> str:
-    return stdin.replace("%", "\\%").replace("\n", "%")
+def _escape(command: str, stdin: str | None) -> str | None:
+    """The crontab text cron reads back as (command, stdin), or None when there is none: a
+    ``%`` right after an unpaired backslash, for instance, cannot be written."""
+    text = command.replace("%", "\\%")
+    if stdin is not None:
+        text += "%" + stdin.replace("%", "\\%").replace("\n", "%")
+    if command[:1].isspace() or "\n" in command or split_percent(text) != (command, stdin):
+        return None
+    return text
 
 
 def render_line(item: ExportItem) -> tuple[str | None, str]:
@@ -367,15 +382,18 @@ def render_line(item: ExportItem) -> tuple[str | None, str]:
     if action.cwd is not None:
         raise InvalidInput(f"job {item.name!r}: cron has no working directory", field="shell.cwd")
     command = action.argv[2]
-    if "\n" in command:
-        raise InvalidInput(f"job {item.name!r}: the command has a newline", field="shell.argv")
+    text = _escape(command, action.stdin)
+    if text is None:
+        raise InvalidInput(
+            f"job {item.name!r}: the command or its input cannot be written exactly in a "
+            "crontab (a newline or a leading blank in the command, or a backslash right "
+            "before a % or a newline)",
+            field="shell.argv",
+        )
     line = f"{schedule.expr} "
     if item.user is not None:
         line += f"{item.user} "
-    line += _escape_command(command)
-    if action.stdin is not None:
-        line += "%" + _escape_stdin(action.stdin)
-    return action.argv[0], line
+    return action.argv[0], line + text
 
 
 def render_crontab(
