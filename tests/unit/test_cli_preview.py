@@ -120,7 +120,7 @@ def test_every_and_at() -> None:
     code, out, _ = run("--at", "2030-01-01T09:00:00+01:00", "--from", "2029-01-01T00:00:00Z")
     assert out.splitlines() == [
         "Once, at 2030-01-01T08:00:00Z",
-        "Next 1 fire (UTC, then UTC):",
+        "Next 1 fire (UTC):",
         "  Tue 2030-01-01 08:00:00 UTC      2030-01-01 08:00:00Z",
     ]
 

@@ -128,7 +128,10 @@ def preview_command(
     year: int | None,
     as_json: bool,
 ) -> None:
-    """Show a schedule in words and its next fires, flagging DST changes.
+    """Preview a schedule: in words, its next fires, DST changes.
+
+    Fires are shown in the zone and in UTC; a fire a DST change moves, skips or doubles (under
+    --dst-gap and --dst-fold) is flagged.
 
     \b
     oncely preview "0 2 * * *" --tz America/New_York --count 10
@@ -178,7 +181,8 @@ def preview_command(
     if not entries:
         click.echo("No fires after " + after.isoformat(timespec="seconds"))
         return
-    click.echo(f"Next {fired} fire{'s' if fired != 1 else ''} ({shown_zone}, then UTC):")
+    columns = "UTC" if shown_zone == "UTC" else f"{shown_zone}, then UTC"
+    click.echo(f"Next {fired} fire{'s' if fired != 1 else ''} ({columns}):")
     for entry in entries:
         click.echo(_entry_line(entry))
 
