@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import threading
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -10,25 +11,30 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 class Passwords:
     """Hash and check passwords. ``hasher`` may be given (other argon2 parameters); hashes
-    made with different parameters still verify, and ``needs_rehash`` says to redo them."""
+    made with different parameters still verify, and ``needs_rehash`` says to redo them.
 
-    def __init__(self, hasher: PasswordHasher | None = None) -> None:
+    Each hash takes 64 MiB for a moment (the default parameters): at most ``concurrency``
+    run at once, so a burst of logins queues instead of exhausting memory."""
+
+    def __init__(self, hasher: PasswordHasher | None = None, *, concurrency: int = 4) -> None:
         self._hasher = hasher or PasswordHasher()
+        self._slots = threading.BoundedSemaphore(concurrency)
         # Verified against when the user does not exist: same work, same time, no answer.
-        self._dummy = self._hasher.hash(secrets.token_urlsafe(24))
+        self._dummy = self.hash(secrets.token_urlsafe(24))
 
     def hash(self, password: str) -> str:
-        return self._hasher.hash(password)
+        with self._slots:
+            return self._hasher.hash(password)
 
     def verify(self, password_hash: str | None, password: str) -> bool:
         """Whether ``password`` matches; with ``password_hash=None`` (no such user) the same
         work is done and the answer is False."""
         try:
-            return self._hasher.verify(password_hash or self._dummy, password) and (
-                password_hash is not None
-            )
+            with self._slots:
+                matched = self._hasher.verify(password_hash or self._dummy, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
+        return matched and password_hash is not None
 
     def needs_rehash(self, password_hash: str) -> bool:
         try:
