@@ -335,8 +335,12 @@ class App:
             events=self.events,
         )
         components: list[ComponentStarter] = []
+        metrics = None
         if serve_http:
             from oncely.api.server import create_http_app
+
+            metrics = compose.runtime_metrics(engine, self.settings)
+            exposition = metrics.exposition
 
             components.append(
                 compose.http_server(
@@ -344,6 +348,7 @@ class App:
                         engine.readiness,
                         auth=compose.authenticator(store, self.clock, self.settings),
                         login_limits=compose.login_limits(self.settings),
+                        metrics=exposition,
                     ),
                     self.settings.host,
                     self.settings.port,
@@ -360,6 +365,8 @@ class App:
             )
         finally:
             self._engine = None
+            if metrics is not None:
+                metrics.close()
             for executor in executors.values():
                 with contextlib.suppress(Exception):
                     await executor.aclose()

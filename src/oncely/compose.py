@@ -22,7 +22,7 @@ from oncely.ports.actions import ActionExecutor, ActionSettings
 from oncely.ports.clock import Clock
 from oncely.ports.store import Store
 from oncely.runtime.clock import DatabaseClock, SystemClock
-from oncely.runtime.engine import Component, ComponentStarter, EngineConfig
+from oncely.runtime.engine import Component, ComponentStarter, Engine, EngineConfig
 from oncely.runtime.events import EventBus
 from oncely.runtime.tasks import PythonExecutor, TaskRegistry
 from oncely.runtime.timed_store import timed
@@ -30,6 +30,7 @@ from oncely.runtime.timed_store import timed
 if TYPE_CHECKING:
     from oncely.api.auth import LoginLimits
     from oncely.auth import Authenticator
+    from oncely.observe.metrics import RuntimeMetrics
 
 
 def open_store(target: str | Store) -> Store:
@@ -120,6 +121,32 @@ def login_limits(settings: Settings) -> LoginLimits:
         per_address=settings.login_attempts_per_address,
         window=settings.login_window,
     )
+
+
+def runtime_metrics(engine: Engine, settings: Settings) -> RuntimeMetrics:
+    """The process's Prometheus metrics: fed by the engine's events, its loops' state and
+    (at scrape time, cached) the store's queue depths and live run counts."""
+    from oncely.observe.metrics import ProcessView, RuntimeMetrics
+
+    def probe() -> ProcessView:
+        sched, work = engine.scheduler, engine.worker
+        roles = tuple(r for r, on in (("scheduler", sched), ("worker", work)) if on is not None)
+        node = sched.node_id if sched is not None else work.worker_id if work is not None else ""
+        return ProcessView(
+            node=node,
+            roles=roles,
+            shards_held=len(sched.shards) if sched is not None else None,
+            slots=work.slots() if work is not None else {},
+        )
+
+    metrics = RuntimeMetrics(
+        probe=probe,
+        store=lambda: engine.store,
+        now=engine.clock.now,
+        jobs=settings.metrics_jobs,
+    )
+    metrics.subscribe(engine.events)
+    return metrics
 
 
 def http_server(make_asgi: Callable[[], Any], host: str, port: int) -> ComponentStarter:

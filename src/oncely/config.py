@@ -35,6 +35,7 @@ class Settings:
     worker_prefetch: float = 0.5
     shutdown_grace: float = 30.0
     log_level: str = "INFO"
+    metrics_jobs: tuple[str, ...] = ()
     token_ttl: float = 900.0
     """Lifetime of an access token from ``POST /v1/auth/token``, in seconds."""
     login_attempts_per_user: int = 10

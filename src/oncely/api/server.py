@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from oncely.api.auth import PUBLIC, LoginLimits, check_routes, install_auth
 
@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 
 Readiness = Callable[[], tuple[bool, dict[str, Any]]]
 """Blocking probe: (ready, body). Given by the composition root (the engine's readiness)."""
+Metrics = Callable[[], bytes]
+"""Blocking: the process's metrics in Prometheus text format (``oncely.observe.metrics``)."""
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def create_http_app(
@@ -25,6 +28,7 @@ def create_http_app(
     *,
     auth: Authenticator | None = None,
     login_limits: LoginLimits | None = None,
+    metrics: Metrics | None = None,
 ) -> FastAPI:
     """The HTTP app. Every route declares who may call it (``oncely.api.auth``): an app with
     a route that does not is refused here."""
@@ -40,6 +44,17 @@ def create_http_app(
         """The store answers with the current schema and the loops are turning (readiness)."""
         ready, body = await asyncio.to_thread(readiness)
         return JSONResponse(body, status_code=200 if ready else 503)
+
+    if metrics is not None:
+        exposition = metrics
+
+        # Public like the probes: scraped by Prometheus on the internal network (see
+        # docs/operations.md); it carries counts and configured names, never run data.
+        @api.get("/metrics", dependencies=[PUBLIC], include_in_schema=False)
+        async def prometheus_metrics() -> Response:
+            """Prometheus text format (may read the store: off the event loop)."""
+            body = await asyncio.to_thread(exposition)
+            return Response(body, media_type=PROMETHEUS_TEXT)
 
     if auth is not None:
         install_auth(api, auth, login_limits)

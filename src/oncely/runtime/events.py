@@ -12,12 +12,13 @@ Design:
   gained or lost; a takeover; a store error) are events of their own, one per run or lease:
   those are what logs and notifications act on.
 - **Emitting never blocks and never raises.** ``emit`` appends to a bounded queue (a
-  ``deque.append``, atomic under the GIL) and wakes the dispatcher thread; with no observer it
-  returns at once. Observers run on that one thread, in subscription order, never on the
-  emitting loop's thread: an observer that is slow delays only other observers, and one that
-  raises is logged (once per observer and exception type, then counted) and skipped. If the
-  observers fall ``capacity`` events behind, the oldest waiting events are dropped and
-  counted (``dropped``): the loops never wait for an observer.
+  ``deque.append``, atomic under the GIL) and wakes the dispatcher thread; an event of a
+  type no observer subscribed to is dropped at once (with no observer, every event is).
+  Observers run on that one thread, in subscription order, never on the emitting loop's
+  thread: an observer that is slow delays only other observers, and one that raises is
+  logged (once per observer and exception type, then counted) and skipped. If the observers
+  fall ``capacity`` events behind, the oldest waiting events are dropped and counted
+  (``dropped``): the loops never wait for an observer.
 - Observers therefore see events a little after they happened, in emission order per
   emitting thread. ``flush`` waits until everything emitted so far has been handed out (tests,
   shutdown).
@@ -205,6 +206,8 @@ class EventBus:
         self.observer_errors = 0
         self._name = name
         self._observers: list[tuple[tuple[type, ...] | None, Observer]] = []
+        self._wanted: frozenset[type] | None = frozenset()
+        """Event types some observer wants (None: every type); emit drops the rest."""
         self._queue: collections.deque[Any] = collections.deque()
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
@@ -214,8 +217,23 @@ class EventBus:
 
     @property
     def active(self) -> bool:
-        """True when someone listens: a loop may skip building an event nobody reads."""
+        """True when someone listens."""
         return bool(self._observers)
+
+    def wants(self, kind: type) -> bool:
+        """True when an observer would get events of ``kind``: an emitter may skip building
+        events nobody reads."""
+        wanted = self._wanted
+        return wanted is None or kind in wanted
+
+    def _update_wanted(self) -> None:
+        kinds: set[type] = set()
+        for entry_kinds, _ in self._observers:
+            if entry_kinds is None:
+                self._wanted = None
+                return
+            kinds.update(entry_kinds)
+        self._wanted = frozenset(kinds)
 
     def subscribe(self, observer: Callable[[E], None], *kinds: type[E]) -> Callable[[], None]:
         """Call ``observer`` (on the bus thread) with every event of ``kinds`` (all events
@@ -223,6 +241,7 @@ class EventBus:
         entry: tuple[tuple[type, ...] | None, Observer] = (tuple(kinds) or None, observer)
         with self._lock:
             self._observers = [*self._observers, entry]
+            self._update_wanted()
             if self._thread is None and not self._closed:
                 self._thread = threading.Thread(target=self._dispatch, name=self._name, daemon=True)
                 self._thread.start()
@@ -230,12 +249,14 @@ class EventBus:
         def unsubscribe() -> None:
             with self._lock:
                 self._observers = [o for o in self._observers if o is not entry]
+                self._update_wanted()
 
         return unsubscribe
 
     def emit(self, event: Any) -> None:
         """Hand ``event`` to the observers; never blocks, never raises."""
-        if not self._observers:
+        wanted = self._wanted
+        if wanted is not None and type(event) not in wanted:
             return
         queue = self._queue
         if len(queue) >= self.capacity:
@@ -321,7 +342,8 @@ def emit_outcomes(
 ) -> None:
     """Emit one ``AttemptsFinished`` for a recorded batch, then a ``RunRetrying`` or
     ``RunDead`` for each recorded failure: one event per batch on the success path."""
-    if not bus.active:
+    wanted = bus._wanted
+    if wanted is not None and not (wanted & _OUTCOME_EVENTS):
         return
     bus.emit(AttemptsFinished(node, results, accepted, at))
     for result, ok in zip(results, accepted, strict=True):
@@ -384,6 +406,8 @@ def missed_fires(
             )
     return events
 
+
+_OUTCOME_EVENTS = frozenset({AttemptsFinished, RunRetrying, RunDead})
 
 NULL_BUS = EventBus()
 """A bus nobody subscribes to (the default for loops built without one): emitting is free.

@@ -520,3 +520,7 @@ class Worker:
     @property
     def running(self) -> int:
         return len(self._attempts)
+
+    def slots(self) -> dict[str, tuple[int, int]]:
+        """Per queue: (slots holding a run, concurrency)."""
+        return {q: (self._running.get(q, 0), n) for q, n in self.config.queues.items()}

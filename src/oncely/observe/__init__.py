@@ -1,0 +1,1 @@
+"""Observers of the runtime: metrics and logs (subscribers of ``oncely.runtime.events``)."""
