@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from oncely.domain.errors import Conflict
+from oncely.domain.errors import Conflict, NotFound
 from oncely.domain.ids import new_id
 from oncely.domain.principal import Role
 from oncely.domain.users import ApiKey, User
@@ -184,3 +184,10 @@ def test_expired_key_is_not_usable(store: Store) -> None:
     key = store.apikey_create(make_key(alice, expires_at=T0 + timedelta(hours=1)), now=T0)
     assert key.usable_at(T0 + timedelta(minutes=59))
     assert not key.usable_at(T0 + timedelta(hours=1))
+
+
+def test_a_key_for_an_unknown_user_is_refused(store: Store) -> None:
+    ghost = make_user("ghost")
+    with pytest.raises(NotFound):
+        store.apikey_create(make_key(ghost), now=T0)
+    assert store.apikey_list(None) == []

@@ -42,8 +42,9 @@ _GRANTS: dict[Role, frozenset[Permission]] = {
 
 @dataclass(frozen=True)
 class Principal:
-    """An authenticated caller: ``subject`` names it (a user name or ``key:<id>``), ``owner``
-    is the owner whose jobs it works on, ``role`` what it may do."""
+    """An authenticated caller: ``subject`` names it (a user name, ``<user>:key:<prefix>`` for
+    an API key, ``cli:<os user>``...), ``owner`` is the owner whose jobs it works on, ``role``
+    what it may do."""
 
     subject: str
     owner: str

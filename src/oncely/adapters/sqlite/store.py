@@ -895,6 +895,8 @@ class SqliteStore(SqliteNotifications):
 
     def apikey_create(self, key: ApiKey, *, now: datetime, actor: str | None = None) -> ApiKey:
         with self._write() as conn:
+            if conn.execute(Q["user_by_id"], {"id": key.user_id}).fetchone() is None:
+                raise NotFound(f"no user {key.user_id}")
             if conn.execute(Q["apikey_insert"], _apikey_params(key)).rowcount == 0:
                 raise Conflict("an API key with this prefix exists; create it again")
             _audit_key(conn, actor, now, key, "apikey.create")
