@@ -508,3 +508,31 @@ def test_audit_pages_with_a_cursor_and_checks_its_input(api: Api) -> None:
         headers=api.as_(root),
     ).json()
     assert len(windowed["items"]) == 2
+
+
+def test_api_processes_sharing_a_postgres_store_share_keys_and_users(
+    pg_url: str, pg_schema: str
+) -> None:
+    from oncely.adapters.postgres import PostgresStore
+
+    stores = [PostgresStore(pg_url, schema=pg_schema) for _ in range(2)]
+    stores[0].migrate()
+    auths = [Authenticator(s, SystemClock()) for s in stores]
+    auths[0].create_user("root", PASSWORD, role=Role.ADMIN)
+    apps = [create_http_app(lambda: (True, {}), auth=a) for a in auths]
+    try:
+        with serve(apps[0]) as one, serve(apps[1]) as two:
+            token = httpx.post(
+                f"{one}/v1/auth/token", data={"username": "root", "password": PASSWORD}
+            ).json()["access_token"]
+            headers = {"Authorization": f"Bearer {token}"}
+            # A token from one process opens the other; a key made on one works on the other.
+            assert httpx.get(f"{two}/v1/auth/me", headers=headers).status_code == 200
+            key = httpx.post(f"{two}/v1/api-keys", json={"name": "k"}, headers=headers).json()
+            key_headers = {"Authorization": f"Bearer {key['key']}"}
+            assert httpx.get(f"{one}/v1/auth/me", headers=key_headers).status_code == 200
+            httpx.delete(f"{one}/v1/api-keys/{key['id']}", headers=headers)
+            assert httpx.get(f"{two}/v1/auth/me", headers=key_headers).status_code == 401
+    finally:
+        for s in stores:
+            s.close()
