@@ -53,7 +53,16 @@ TABLE: list[tuple[str, str]] = [
     ("5-5/10 * * * *", "Every hour, at minute 5"),
     ("10-20 * * * *", "Every minute from minute 10 through 20"),
     ("0-30/10 * * * * *", "Every 10 seconds from second 0 through 30"),
-    ("0,10-12 * * * *", "At minute 0 and every minute from minute 10 through 12"),
+    ("0,10-12 * * * *", "At minutes 0 and 10 through 12"),
+    # several items are read as the values they cover: * in a list is everything, duplicates go
+    ("1-40/16,0-4 * * * *", "At minutes 0 through 4, 17 and 33"),
+    ("*/46,0-46/1 * * * * *", "Every second from second 0 through 46"),
+    ("29,29 23 0-21/5 * * *", "Every 5 hours from 00:23:29 through 20:23:29"),
+    ("* *,20-21/22,* * * *", "Every minute"),
+    ("0 0,12,6,18 * * *", "Every 6 hours, on the hour, from 00:00"),
+    ("*/15,5 * * * *", "At minutes 0, 5, 15, 30 and 45"),
+    ("0,20,40 * * * *", "Every 20 minutes"),
+    ("10,30,50 * * * *", "Every 20 minutes from minute 10 through 50"),
     # hours
     ("0 9-17 * * *", "Every hour from 09:00 through 17:00"),
     ("30 8-18/3 * * *", "Every 3 hours from 08:30 through 17:30"),
@@ -77,6 +86,7 @@ TABLE: list[tuple[str, str]] = [
     ("0 0 * * 0-6", "At 00:00"),
     ("0 0 * * MON#2", "At 00:00, on the second Monday of the month"),
     ("0 0 * * 5L", "At 00:00, on the last Friday of the month"),
+    ("0 0 * * 5L,FRIL", "At 00:00, on the last Friday of the month"),
     ("0 0 * * MON#1,FRIL", "At 00:00, on the first Monday of the month and the last Friday "
                            "of the month"),
     # days of the month
@@ -88,7 +98,11 @@ TABLE: list[tuple[str, str]] = [
     ("0 0 1,15 * *", "At 00:00 on the 1st and 15th of the month"),
     ("0 0 1-7 * *", "At 00:00 on the 1st through 7th of the month"),
     ("0 0 1,L * *", "At 00:00 on the 1st and the last day of the month"),
-    ("0 0 2,3,21,22,23 * *", "At 00:00 on the 2nd, 3rd, 21st, 22nd and 23rd of the month"),
+    ("0 0 1-3,*/5 * *", "At 00:00 on the 1st through 3rd, 6th, 11th, 16th, 21st, 26th and 31st "
+                        "of the month"),
+    ("0 0 2,3,21,22,23 * *", "At 00:00 on the 2nd, 3rd and 21st through 23rd of the month"),
+    ("0 0 1,11,21 * *", "At 00:00 on every 10th day from the 1st through the 21st of the month"),
+    ("0 0 1,L,15 * *", "At 00:00 on the 1st and 15th and the last day of the month"),
     ("0 0 1-31 * *", "At 00:00"),
     # the Vixie day rule: OR when both are restricted, AND when one starts with *
     ("0 0 1 * MON", "At 00:00 on the 1st of the month or on a Monday"),

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 from oncely.domain.cron import MACROS, parse_cron
 from oncely.domain.schedule import AtSchedule, CronSchedule, EverySchedule, Schedule
@@ -88,7 +89,29 @@ def _item(text: str, low: int, high: int, names: dict[str, int] | None = None) -
 
 
 def _items(text: str, low: int, high: int, names: dict[str, int] | None = None) -> list[_Item]:
-    return [_item(t, low, high, names) for t in text.split(",")]
+    return _normalized([_item(t, low, high, names) for t in text.split(",")], low, high)
+
+
+def _normalized(items: list[_Item], low: int, high: int) -> list[_Item]:
+    """One item as written; several are read as the set of values they cover (``*`` in a
+    list covers everything, duplicates go): the whole field, one stepped range, or runs."""
+    if len(items) <= 1:
+        return items
+    values = sorted({v for item in items for v in item.values()})
+    if len(values) == high - low + 1:
+        return [_Item(True, low, high, 1)]
+    steps = {b - a for a, b in pairwise(values)}
+    if len(values) >= 3 and len(steps) == 1:
+        step = steps.pop()
+        whole = values[0] == low and values[-1] + step > high
+        return [_Item(whole and step > 1, values[0], values[-1], step)]
+    out: list[_Item] = []
+    for a, b in _runs(values):
+        if b - a >= 2:
+            out.append(_Item(False, a, b, 1))
+        else:
+            out.extend(_Item(False, v, v, 1) for v in range(a, b + 1))
+    return out
 
 
 def _join(words: Sequence[str]) -> str:
@@ -116,6 +139,9 @@ def _plural(n: int, unit: str) -> str:
 
 def _sub_hour_phrase(items: list[_Item], unit: str, high: int) -> str:
     """Seconds or minutes, as the leading clause: "every 10 seconds", "at minutes 0 and 30"."""
+    if len(items) > 1 and all(i.single or (not i.star and i.step == 1) for i in items):
+        listed = [str(i.low) if i.single else f"{i.low} through {i.high}" for i in items]
+        return f"at {unit}s {_join(listed)}"
     phrases: list[str] = []
     values: list[int] = []
     for item in items:
@@ -265,7 +291,7 @@ def _time_phrase(seconds: str | None, minutes: str, hours: str) -> str:
 def _dom_phrase(text: str) -> str | None:
     """Day-of-month as a noun phrase ("the 1st and 15th of the month"); None for every day."""
     parts: list[str] = []
-    values: list[int] = []
+    plain: list[_Item] = []
     for part in text.split(","):
         if part == "L":
             parts.append("the last day")
@@ -278,26 +304,25 @@ def _dom_phrase(text: str) -> str | None:
         elif part.endswith("W"):
             parts.append(f"the weekday nearest the {_ordinal(int(part[:-1]))}")
         else:
-            item = _item(part, 1, 31)
-            if item.single:
-                values.append(item.low)
-            elif item.star and item.step == 1:
-                return None
-            elif item.star:
-                parts.append(f"every {_ordinal(item.step)} day starting on the 1st")
-            elif item.step == 1:
-                parts.append(f"the {_ordinal(item.low)} through {_ordinal(item.high)}")
-            else:
-                last = item.values()[-1]
-                parts.append(
-                    f"every {_ordinal(item.step)} day from the {_ordinal(item.low)} "
-                    f"through the {_ordinal(last)}"
-                )
-    if values:
-        ordered = sorted(set(values))
-        if ordered == list(range(1, 32)):
+            plain.append(_item(part, 1, 31))
+    listed: list[tuple[int, str]] = []  # days and plain ranges, read as one list
+    for item in _normalized(plain, 1, 31):
+        if item.single:
+            listed.append((item.low, _ordinal(item.low)))
+        elif item.star and item.step == 1:
             return None
-        parts.insert(0, "the " + _join([_ordinal(v) for v in ordered]))
+        elif item.star:
+            parts.append(f"every {_ordinal(item.step)} day starting on the 1st")
+        elif item.step == 1:
+            listed.append((item.low, f"{_ordinal(item.low)} through {_ordinal(item.high)}"))
+        else:
+            last = item.values()[-1]
+            parts.append(
+                f"every {_ordinal(item.step)} day from the {_ordinal(item.low)} "
+                f"through the {_ordinal(last)}"
+            )
+    if listed:
+        parts.insert(0, "the " + _join([words for _, words in sorted(listed)]))
     return _join(parts) + " of the month"
 
 
@@ -342,6 +367,7 @@ def _dow_phrase(text: str) -> tuple[str | None, bool]:
     monday_first = sorted(plain, key=lambda d: (d + 6) % 7)
     names = [_DAYS[(i + 1) % 7] for i in range(7)]
     words = _named_set([(d + 6) % 7 for d in monday_first], names) if plain else ""
+    special = list(dict.fromkeys(special))  # 3L,3L reads once
     return _join([w for w in (words, *special) if w]), not special
 
 
