@@ -335,6 +335,7 @@ class App:
             events=self.events,
         )
         components: list[ComponentStarter] = []
+        run_log = compose.runtime_log(engine)
         metrics = None
         if serve_http:
             from oncely.api.server import create_http_app
@@ -365,6 +366,9 @@ class App:
             )
         finally:
             self._engine = None
+            # Hand out what the loops emitted last (a dead run's log line) before closing.
+            await asyncio.to_thread(self.events.flush, 2.0)
+            run_log.close()
             if metrics is not None:
                 metrics.close()
             for executor in executors.values():

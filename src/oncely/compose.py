@@ -30,6 +30,7 @@ from oncely.runtime.timed_store import timed
 if TYPE_CHECKING:
     from oncely.api.auth import LoginLimits
     from oncely.auth import Authenticator
+    from oncely.observe.logs import RuntimeLog
     from oncely.observe.metrics import RuntimeMetrics
 
 
@@ -121,6 +122,16 @@ def login_limits(settings: Settings) -> LoginLimits:
         per_address=settings.login_attempts_per_address,
         window=settings.login_window,
     )
+
+
+def runtime_log(engine: Engine) -> RuntimeLog:
+    """Log lines for dead runs, missed fires, takeovers and failed attempts (from events)."""
+    from oncely.observe.logs import RuntimeLog, quiet_chatty_loggers
+
+    quiet_chatty_loggers()
+    run_log = RuntimeLog()
+    run_log.subscribe(engine.events)
+    return run_log
 
 
 def runtime_metrics(engine: Engine, settings: Settings) -> RuntimeMetrics:

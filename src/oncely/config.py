@@ -36,6 +36,7 @@ class Settings:
     shutdown_grace: float = 30.0
     log_level: str = "INFO"
     metrics_jobs: tuple[str, ...] = ()
+    log_format: str = "text"
     token_ttl: float = 900.0
     """Lifetime of an access token from ``POST /v1/auth/token``, in seconds."""
     login_attempts_per_user: int = 10

@@ -25,6 +25,8 @@ from oncely.domain.errors import Conflict, InvalidInput, NotFound, OncelyError
 from oncely.domain.jobs import Job
 from oncely.domain.runs import Run
 from oncely.domain.schedule import describe
+from oncely.observe.logs import configure_logging
+from oncely.observe.redact import masked_url as _masked_url
 
 EXIT_INVALID, EXIT_NOT_FOUND, EXIT_CONFLICT = 2, 3, 4
 _D = wire.JobFields()
@@ -90,6 +92,12 @@ def _app(ctx: click.Context) -> App:
 )
 @click.option("--owner", default="default", show_default=True, help="Whose jobs to act on.")
 @click.option("--log-level", default=None, help="DEBUG, INFO, WARNING...")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default=None,
+    help="text (default) or json: one JSON object per line.",
+)
 @click.version_option("0.1.0", prog_name="oncely")
 @click.pass_context
 def main(
@@ -98,13 +106,17 @@ def main(
     config_file: str | None,
     owner: str,
     log_level: str | None,
+    log_format: str | None,
 ) -> None:
     """oncely: a distributed cron and job scheduler where every fire runs once."""
-    ctx.obj = {"store": store, "config": config_file, "owner": owner}
-    logging.basicConfig(
-        level=(log_level or "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    ctx.obj = {
+        "store": store,
+        "config": config_file,
+        "owner": owner,
+        "log_level": log_level,
+        "log_format": log_format,
+    }
+    configure_logging(log_level or "INFO", log_format or "text")
 
 
 def _serve(
@@ -117,12 +129,24 @@ def _serve(
     **overrides: Any,
 ) -> None:
     settings = _settings(ctx, **overrides)
+    obj = ctx.obj or {}
+    with _errors():
+        try:  # flags win over the settings (file, environment)
+            configure_logging(
+                obj.get("log_level") or settings.log_level,
+                obj.get("log_format") or settings.log_format,
+            )
+        except ValueError as exc:
+            raise InvalidInput(str(exc), field="log_format") from None
     app = _load_app(app_spec, settings)
     with _errors():
         if serve_http:
-            click.echo(
-                f"oncely on {settings.store} — http://{settings.host}:{settings.port}/healthz",
-                err=True,
+            # A log line (not a bare echo) so that --log-format json stays all JSON.
+            logging.getLogger("oncely").info(
+                "oncely on %s — http://%s:%d/healthz",
+                _masked_url(settings.store),
+                settings.host,
+                settings.port,
             )
         app.run(scheduler=scheduler, worker=worker, serve_http=serve_http)
     app.close()
@@ -255,6 +279,15 @@ def _dt(value: datetime | None) -> str:
 
 def _job_dict(job: Job) -> dict[str, Any]:
     return wire.job_out(job).model_dump(mode="json")
+
+
+def _last_error(error: str | None, width: int = 60) -> str:
+    """A run's last error on one line: its last line (the exception), cut to ``width``."""
+    if not error:
+        return ""
+    lines = [line.strip() for line in error.strip().splitlines() if line.strip()]
+    last = lines[-1] if lines else ""
+    return last if len(last) <= width else last[: width - 1] + "…"
 
 
 def _run_dict(run: Run, now: datetime) -> dict[str, Any]:
@@ -497,11 +530,13 @@ def runs_list(
     now = app.clock.now()
 
     def table() -> None:
-        click.echo(f"{'RUN':36} {'JOB':24} {'STATE':10} {'SCHEDULED FOR':25} ATTEMPT")
+        click.echo(
+            f"{'RUN':36} {'JOB':24} {'STATE':10} {'SCHEDULED FOR':25} {'ATTEMPT':7} LAST ERROR"
+        )
         for run in found:
             click.echo(
                 f"{run.id:36} {run.job_name[:24]:24} {run.state_at(now).value:10} "
-                f"{_dt(run.scheduled_for):25} {run.attempt}"
+                f"{_dt(run.scheduled_for):25} {run.attempt:<7} {_last_error(run.error)}"
             )
 
     _print([_run_dict(r, now) for r in found], as_json, table)
