@@ -355,6 +355,8 @@ class App:
                     self.settings.port,
                 )
             )
+        if scheduler and self.settings.notify:
+            components.append(compose.notify_service(store, self.clock, self.settings))
         self._engine = engine
         try:
             await engine.run(

@@ -9,7 +9,11 @@ change here, not in the engine.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import random
+import socket
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -18,12 +22,14 @@ from typing import TYPE_CHECKING, Any
 from oncely.config import Settings
 from oncely.domain.actions import Action, HttpAction, ShellAction, SqlAction
 from oncely.domain.errors import InvalidInput
+from oncely.domain.notify import ChannelKind
 from oncely.ports.actions import ActionExecutor, ActionSettings
 from oncely.ports.clock import Clock
 from oncely.ports.store import Store
 from oncely.runtime.clock import DatabaseClock, SystemClock
 from oncely.runtime.engine import Component, ComponentStarter, Engine, EngineConfig
 from oncely.runtime.events import EventBus
+from oncely.runtime.notify import NotifyConfig, NotifyService
 from oncely.runtime.tasks import PythonExecutor, TaskRegistry
 from oncely.runtime.timed_store import timed
 
@@ -169,3 +175,48 @@ def http_server(make_asgi: Callable[[], Any], host: str, port: int) -> Component
         return await start_http(make_asgi(), host, port)
 
     return start
+
+
+class _TaskComponent:
+    """A background task the engine stops with the process (the notification service)."""
+
+    def __init__(self, stop: asyncio.Event, task: asyncio.Task[None]) -> None:
+        self._stop = stop
+        self._task = task
+
+    async def stop(self) -> None:
+        self._stop.set()
+        with contextlib.suppress(Exception):
+            await self._task
+
+
+def notify_service(
+    store: Store, clock: Clock, settings: Settings, *, config: NotifyConfig | None = None
+) -> ComponentStarter:
+    """The notification deliverer and dead-man's switch (``oncely.runtime.notify``), started
+    with the scheduler role: it works only while it holds the cluster's notify lease."""
+
+    async def start() -> Component:
+        from oncely.adapters.notify import ChannelSender
+
+        sender = ChannelSender(settings.action_settings(), timeout=settings.notify_timeout)
+        holder = f"notify:{socket.gethostname()}:{os.getpid()}:{random.getrandbits(24):06x}"
+        service = NotifyService(store, clock, sender, holder=holder, config=config)
+        stop = asyncio.Event()
+
+        async def run() -> None:
+            try:
+                await service.run(stop)
+            finally:
+                await sender.aclose()
+
+        return _TaskComponent(stop, asyncio.create_task(run()))
+
+    return start
+
+
+def check_channel(kind: ChannelKind, url: str, settings: ActionSettings) -> None:
+    """Refuse a channel URL that can never be delivered to (see ``adapters.notify``)."""
+    from oncely.adapters.notify import check_channel as check
+
+    check(kind, url, settings)

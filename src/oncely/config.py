@@ -44,6 +44,10 @@ class Settings:
     login_attempts_per_address: int = 30
     """Logins per client address per ``login_window`` before 429 (per API process)."""
     login_window: float = 60.0
+    notify: bool = True
+    """Run the notification deliverer and dead-man's switch with the scheduler role."""
+    notify_timeout: float = 10.0
+    """Seconds a webhook delivery may take (Apprise channels get at least 30)."""
 
     def __post_init__(self) -> None:
         for name in ("lookahead", "scheduler_lease_ttl", "worker_lease_ttl"):

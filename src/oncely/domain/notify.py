@@ -200,17 +200,19 @@ def parse_events(values: Any) -> frozenset[NotifyEvent]:
 
 
 def mask_url(url: str) -> str:
-    """Show where a channel points without its credentials: the scheme and host, the rest
-    starred (tokens often sit in the path: Slack, Discord, Teams)."""
+    """Show where a channel points without its credentials. Web and mail URLs keep their
+    scheme and host; the path, query and user part are starred (tokens sit there: Slack,
+    Discord, Teams webhooks). Other schemes keep only the scheme: their "host" is often a
+    token itself (``slack://TokenA/TokenB/TokenC``)."""
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
     except ValueError:
         return "***"
-    if parts.scheme in ("mailto", "mailtos"):
-        # mailto://user:password@host?to=...: the host alone names the server.
-        return f"{parts.scheme}://***@{host}/***" if host else f"{parts.scheme}://***"
-    return f"{parts.scheme}://{host}/***" if host else f"{parts.scheme}://***"
+    scheme = parts.scheme.lower()
+    if scheme in ("http", "https", "mailto", "mailtos") and host:
+        return f"{scheme}://{host}/***"
+    return f"{scheme}://***" if scheme else "***"
 
 
 @dataclass(frozen=True)
