@@ -36,8 +36,10 @@ from urllib.parse import parse_qs
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response, Security
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute
 
 from oncely.api.ratelimit import SlidingWindow
@@ -647,10 +649,42 @@ async def _login_form(request: Request) -> tuple[str, str]:
     return fields["username"], fields["password"]
 
 
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid_input",
+    429: "too_many_requests",
+    503: "unavailable",
+}
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    """HTTP errors (ours, and FastAPI's own 404/405) in the API's one error shape:
+    ``{"error": {"code", "message", "field"}}``, keeping headers (``WWW-Authenticate``,
+    ``Retry-After``)."""
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail
+    if isinstance(detail, dict):
+        message, field = str(detail.get("message", "")), detail.get("field")
+    else:
+        message, field = str(detail), None
+    body = {
+        "error": {"code": _CODES.get(exc.status_code, "error"), "message": message, "field": field}
+    }
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
 def install_auth(app: FastAPI, auth: Authenticator, limits: LoginLimits | None = None) -> None:
-    """Add authentication to an app: the authenticator every ``requires`` uses, and the
-    login, identity, user, API key and audit routes."""
+    """Add authentication to an app: the authenticator every ``requires`` uses, the login,
+    identity, user, API key and audit routes, and the error shape of HTTP errors."""
     app.state.authenticator = auth
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.include_router(auth_router(limits or LoginLimits()))
 
 
