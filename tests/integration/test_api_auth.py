@@ -132,6 +132,8 @@ def test_login_input_is_checked_and_names_the_field(api: Api) -> None:
     assert r.status_code == 415
     r = api.http.post("/v1/auth/token", json={"username": "a" * 5000, "password": "b" * 5000})
     assert r.status_code == 413
+    r = api.http.post("/v1/auth/token", json={"username": "a" * 129, "password": PASSWORD})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "username"
 
 
 def test_failed_logins_are_limited_per_user_name(api: Api) -> None:

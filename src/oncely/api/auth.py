@@ -46,7 +46,7 @@ from oncely.api.ratelimit import SlidingWindow
 from oncely.auth.service import Authenticator, Caller, LoginRefused
 from oncely.domain.errors import Conflict, InvalidInput, NotFound
 from oncely.domain.principal import Permission, Principal, Role
-from oncely.domain.users import ApiKey, User
+from oncely.domain.users import MAX_PASSWORD_CHARS, ApiKey, User
 from oncely.ports.store import AuditEntry
 
 log = logging.getLogger("oncely.api.auth")
@@ -640,11 +640,14 @@ async def _login_form(request: Request) -> tuple[str, str]:
         raise HTTPException(
             422, {"message": "the body is not valid JSON or form data", "field": "body"}
         ) from None
-    for name in ("username", "password"):
+    # Bounded: no user name is longer than 64 characters, and the per-name login counters
+    # must not be a way to store much memory on the server.
+    for name, longest in (("username", 128), ("password", MAX_PASSWORD_CHARS)):
         value = fields.get(name)
-        if not isinstance(value, str) or not value or len(value) > 1024:
+        if not isinstance(value, str) or not value or len(value) > longest:
             raise HTTPException(
-                422, {"message": f"{name} must be a non-empty string", "field": name}
+                422,
+                {"message": f"{name} must be a string of 1-{longest} characters", "field": name},
             )
     return fields["username"], fields["password"]
 
