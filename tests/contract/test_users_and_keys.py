@@ -191,3 +191,24 @@ def test_a_key_for_an_unknown_user_is_refused(store: Store) -> None:
     with pytest.raises(NotFound):
         store.apikey_create(make_key(ghost), now=T0)
     assert store.apikey_list(None) == []
+
+
+def test_session_epoch_moves_on_a_password_change_and_a_disable(store: Store) -> None:
+    user = store.user_create(make_user("eve"), now=T0)
+    assert user.session_epoch == 0
+
+    def epoch() -> int:
+        found = store.user_get(user.id)
+        assert found is not None
+        return found.session_epoch
+
+    store.user_set_password(user.id, "rehashed", now=later(1), end_sessions=False)
+    assert epoch() == 0
+    store.user_set_password(user.id, "changed", now=later(2))
+    assert epoch() == 1
+    store.user_disable(user.id, now=later(3))
+    assert epoch() == 2
+    store.user_disable(user.id, disabled=False, now=later(4))
+    assert epoch() == 2
+    store.user_set_role(user.id, Role.VIEWER, now=later(5))
+    assert epoch() == 2

@@ -193,7 +193,14 @@ def _claims(api: Api, **overrides: Any) -> dict[str, Any]:
     user = api.store.user_get_by_name("root")
     assert user is not None
     now = int(time.time())
-    claims = {"sub": user.id, "iat": now, "exp": now + 600, "iss": "oncely", "aud": "oncely-api"}
+    claims = {
+        "sub": user.id,
+        "iat": now,
+        "exp": now + 600,
+        "iss": "oncely",
+        "aud": "oncely-api",
+        "ep": user.session_epoch,
+    }
     claims.update(overrides)
     return {k: v for k, v in claims.items() if v is not None}
 
@@ -224,6 +231,8 @@ def test_a_token_made_with_the_stored_key_is_accepted(api: Api) -> None:
         "no exp",
         "no iat",
         "no sub",
+        "no session epoch",
+        "an older session epoch",
         "issued in the future",
         "unknown user",
         "garbage",
@@ -248,6 +257,8 @@ def test_forged_or_unfit_tokens_are_refused(api: Api, case: str) -> None:
         "no exp": lambda: _hand_made(hs, _claims(api, exp=None), key),
         "no iat": lambda: _hand_made(hs, _claims(api, iat=None), key),
         "no sub": lambda: _hand_made(hs, _claims(api, sub=None), key),
+        "no session epoch": lambda: _hand_made(hs, _claims(api, ep=None), key),
+        "an older session epoch": lambda: jwt.encode(_claims(api, ep=-1), key, algorithm="HS256"),
         "issued in the future": lambda: _hand_made(
             hs, _claims(api, iat=now + 3600, exp=now + 4000), key
         ),
@@ -378,8 +389,24 @@ def test_a_disabled_users_tokens_and_keys_stop_working(api: Api) -> None:
     assert login.json() == unknown.json()
 
     api.http.patch("/v1/users/alice", json={"disabled": False}, headers=api.as_(root))
-    assert api.me(alice).status_code == 200
+    # Enabled again: its keys work again, its old tokens do not (log in again).
     assert api.me(key).status_code == 200
+    assert api.me(alice).status_code == 401
+    assert api.me(api.token("alice")).status_code == 200
+
+
+def test_a_password_change_ends_the_users_tokens_but_not_its_keys(api: Api) -> None:
+    old = api.token("alice")
+    other = api.token("root")
+    key = api.http.post("/v1/api-keys", json={"name": "k"}, headers=api.as_(old)).json()["key"]
+    new_password = "a brand new passphrase"
+    root = api.token("root")
+    r = api.http.patch("/v1/users/alice", json={"password": new_password}, headers=api.as_(root))
+    assert r.status_code == 200
+    assert api.me(old).status_code == 401
+    assert api.me(key).status_code == 200
+    assert api.me(other).status_code == 200  # another user's sessions go on
+    assert api.me(api.token("alice", new_password)).status_code == 200
 
 
 def test_a_viewer_cannot_write_and_a_user_cannot_administer(api: Api) -> None:

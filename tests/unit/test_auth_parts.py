@@ -25,8 +25,8 @@ KEY = b"k" * 32
 
 def test_tokens_expire_by_the_given_clock() -> None:
     tokens = Tokens(KEY, ttl=timedelta(minutes=15))
-    token = tokens.issue("user-1", now=NOW)
-    assert tokens.check(token, now=NOW + timedelta(minutes=14, seconds=59)) == "user-1"
+    token = tokens.issue("user-1", now=NOW, epoch=3)
+    assert tokens.check(token, now=NOW + timedelta(minutes=14, seconds=59)) == ("user-1", 3)
     with pytest.raises(InvalidToken):
         tokens.check(token, now=NOW + timedelta(minutes=15))
     # Minted "in the future" (a skewed clock): not accepted early.

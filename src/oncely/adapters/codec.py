@@ -201,6 +201,7 @@ def user_from_row(row: Row, ts: ToDatetime) -> User:
         created_at=ts(row["created_at"]),
         updated_at=ts(row["updated_at"]),
         disabled_at=_opt(row["disabled_at"], ts),
+        session_epoch=row["session_epoch"],
     )
 
 

@@ -98,11 +98,14 @@ class Authenticator:
         if user is None or not ok or user.disabled:
             raise LoginRefused
         if passwords.needs_rehash(user.password_hash):
-            self.store.user_set_password(user.id, passwords.hash(password), now=self.clock.now())
-        return user, tokens.issue(user.id, now=self.clock.now())
+            # A rehash is not a password change: the user's other sessions go on.
+            self.store.user_set_password(
+                user.id, passwords.hash(password), now=self.clock.now(), end_sessions=False
+            )
+        return user, tokens.issue(user.id, now=self.clock.now(), epoch=user.session_epoch)
 
     def issue_token(self, user: User) -> str:
-        return self._load()[0].issue(user.id, now=self.clock.now())
+        return self._load()[0].issue(user.id, now=self.clock.now(), epoch=user.session_epoch)
 
     # -- checking a bearer credential -------------------------------------------------------
 
@@ -114,12 +117,13 @@ class Authenticator:
         if apikeys.looks_like_key(credential):
             return self._by_key(credential, pepper, now)
         try:
-            user_id = tokens.check(credential, now=now)
+            user_id, epoch = tokens.check(credential, now=now)
         except InvalidToken as exc:
             log.debug("refused a token: %s", exc)
             return None
         user = self.store.user_get(user_id)
-        if user is None or user.disabled:
+        # A password change or a disable since the token was issued ends it.
+        if user is None or user.disabled or epoch != user.session_epoch:
             return None
         return Caller(user.principal(), user)
 

@@ -12,7 +12,8 @@ ALGORITHM = "HS256"
 refused before its signature is looked at, so no key confusion is possible."""
 ISSUER = "oncely"
 AUDIENCE = "oncely-api"
-REQUIRED_CLAIMS = ["sub", "iat", "exp", "iss", "aud"]
+REQUIRED_CLAIMS = ["sub", "iat", "exp", "iss", "aud", "ep"]
+"""``ep`` is the user's session epoch at issue: a password change or a disable moves it on."""
 
 
 class InvalidToken(Exception):
@@ -27,10 +28,11 @@ class Tokens:
         self._key = key
         self.ttl = ttl
 
-    def issue(self, subject: str, *, now: datetime) -> str:
+    def issue(self, subject: str, *, now: datetime, epoch: int = 0) -> str:
         issued = int(now.timestamp())
         claims = {
             "sub": subject,
+            "ep": epoch,
             "iat": issued,
             "exp": issued + int(self.ttl.total_seconds()),
             "iss": ISSUER,
@@ -38,9 +40,9 @@ class Tokens:
         }
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)
 
-    def check(self, token: str, *, now: datetime) -> str:
-        """The subject of a valid token; ``InvalidToken`` otherwise. ``now`` is the clock
-        expiry is judged by (tokens are only checked, never trusted to say the time)."""
+    def check(self, token: str, *, now: datetime) -> tuple[str, int]:
+        """The subject and session epoch of a valid token; ``InvalidToken`` otherwise. ``now``
+        is the clock expiry is judged by (a token is never trusted to say the time)."""
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -53,8 +55,8 @@ class Tokens:
             )
         except jwt.PyJWTError as exc:
             raise InvalidToken(type(exc).__name__) from None
-        exp, iat, sub = claims["exp"], claims["iat"], claims["sub"]
-        if not isinstance(exp, int) or not isinstance(iat, int) or not isinstance(sub, str):
+        exp, iat, sub, epoch = claims["exp"], claims["iat"], claims["sub"], claims["ep"]
+        if not all(isinstance(v, int) for v in (exp, iat, epoch)) or not isinstance(sub, str):
             raise InvalidToken("malformed claims")
         stamp = now.timestamp()
         if stamp >= exp:
@@ -63,4 +65,4 @@ class Tokens:
         # not accepted early; a minute of leeway covers clocks of one cluster.
         if iat > stamp + 60:
             raise InvalidToken("issued in the future")
-        return sub
+        return sub, epoch

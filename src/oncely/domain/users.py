@@ -34,6 +34,9 @@ class User:
     created_at: datetime
     updated_at: datetime
     disabled_at: datetime | None = None
+    session_epoch: int = 0
+    """Grows when the password changes or the user is disabled: access tokens carry the
+    epoch they were issued in and are refused once it has moved on."""
 
     @property
     def disabled(self) -> bool:

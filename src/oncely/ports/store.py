@@ -475,10 +475,17 @@ class Store(Protocol):
         ...
 
     def user_set_password(
-        self, user_id: str, password_hash: str, *, now: datetime, actor: str | None = None
+        self,
+        user_id: str,
+        password_hash: str,
+        *,
+        now: datetime,
+        actor: str | None = None,
+        end_sessions: bool = True,
     ) -> bool:
-        """Replace a user's password hash; False for an unknown user. Audited as
-        ``user.password`` only when ``actor`` is given (a rehash on login passes none)."""
+        """Replace a user's password hash; False for an unknown user. With ``end_sessions``
+        (a real change; not a rehash at login) the user's ``session_epoch`` grows, which ends
+        the access tokens issued before. Audited as ``user.password`` when ``actor`` is given."""
         ...
 
     def user_set_role(
@@ -491,7 +498,9 @@ class Store(Protocol):
         self, user_id: str, *, disabled: bool = True, now: datetime, actor: str | None = None
     ) -> User | None:
         """Disable (or enable again) a user: a disabled user cannot log in, and its tokens
-        and keys are refused. Audited as ``user.disable`` or ``user.enable``."""
+        and keys are refused. Disabling also grows ``session_epoch``: enabling the user again
+        does not bring its old tokens back (its keys work again). Audited as ``user.disable``
+        or ``user.enable``."""
         ...
 
     def apikey_create(self, key: ApiKey, *, now: datetime, actor: str | None = None) -> ApiKey:

@@ -552,7 +552,10 @@ SELECT * FROM users WHERE (%(after_name)s::text IS NULL OR name > %(after_name)s
 ORDER BY name LIMIT %(limit)s;
 
 -- name: user_set_password
-UPDATE users SET password_hash = %(password_hash)s, updated_at = %(now)s WHERE id = %(id)s
+UPDATE users
+SET password_hash = %(password_hash)s, updated_at = %(now)s,
+    session_epoch = session_epoch + %(end_sessions)s
+WHERE id = %(id)s
 RETURNING *;
 
 -- name: user_set_role
@@ -561,7 +564,8 @@ UPDATE users SET role = %(role)s, updated_at = %(now)s WHERE id = %(id)s RETURNI
 -- name: user_set_disabled
 UPDATE users
 SET disabled_at = CASE WHEN %(disabled)s THEN COALESCE(disabled_at, %(now)s) END,
-    updated_at = %(now)s
+    updated_at = %(now)s,
+    session_epoch = session_epoch + CASE WHEN %(disabled)s THEN 1 ELSE 0 END
 WHERE id = %(id)s
 RETURNING *;
 

@@ -934,7 +934,13 @@ class PostgresStore(PostgresNotifications):
         return [user_from_row(r, _ts) for r in rows]
 
     def user_set_password(
-        self, user_id: str, password_hash: str, *, now: datetime, actor: str | None = None
+        self,
+        user_id: str,
+        password_hash: str,
+        *,
+        now: datetime,
+        actor: str | None = None,
+        end_sessions: bool = True,
     ) -> bool:
         uid = _uuid(user_id)
         if uid is None:
@@ -943,7 +949,12 @@ class PostgresStore(PostgresNotifications):
             rows = _fetch(
                 conn,
                 "user_set_password",
-                {"id": uid, "password_hash": password_hash, "now": now},
+                {
+                    "id": uid,
+                    "password_hash": password_hash,
+                    "now": now,
+                    "end_sessions": int(end_sessions),
+                },
             )
             if not rows:
                 return False

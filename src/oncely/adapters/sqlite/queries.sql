@@ -282,7 +282,10 @@ SELECT * FROM users WHERE name = :name;
 SELECT * FROM users WHERE (:after_name IS NULL OR name > :after_name) ORDER BY name LIMIT :limit;
 
 -- name: user_set_password
-UPDATE users SET password_hash = :password_hash, updated_at = :now WHERE id = :id
+UPDATE users
+SET password_hash = :password_hash, updated_at = :now,
+    session_epoch = session_epoch + :end_sessions
+WHERE id = :id
 RETURNING *;
 
 -- name: user_set_role
@@ -290,7 +293,8 @@ UPDATE users SET role = :role, updated_at = :now WHERE id = :id RETURNING *;
 
 -- name: user_set_disabled
 UPDATE users
-SET disabled_at = CASE WHEN :disabled THEN COALESCE(disabled_at, :now) END, updated_at = :now
+SET disabled_at = CASE WHEN :disabled THEN COALESCE(disabled_at, :now) END, updated_at = :now,
+    session_epoch = session_epoch + CASE WHEN :disabled THEN 1 ELSE 0 END
 WHERE id = :id
 RETURNING *;
 

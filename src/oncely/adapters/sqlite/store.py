@@ -853,12 +853,23 @@ class SqliteStore(SqliteNotifications):
         return [user_from_row(r, from_micros) for r in rows]
 
     def user_set_password(
-        self, user_id: str, password_hash: str, *, now: datetime, actor: str | None = None
+        self,
+        user_id: str,
+        password_hash: str,
+        *,
+        now: datetime,
+        actor: str | None = None,
+        end_sessions: bool = True,
     ) -> bool:
         with self._write() as conn:
             row = conn.execute(
                 Q["user_set_password"],
-                {"id": user_id, "password_hash": password_hash, "now": to_micros(now)},
+                {
+                    "id": user_id,
+                    "password_hash": password_hash,
+                    "now": to_micros(now),
+                    "end_sessions": int(end_sessions),
+                },
             ).fetchone()
             if row is None:
                 return False
