@@ -54,7 +54,13 @@ def _errors() -> Iterator[None]:
 def _settings(ctx: click.Context, **overrides: Any) -> Settings:
     obj = ctx.obj or {}
     with _errors():
-        return load_settings(obj.get("config"), store=obj.get("store"), **overrides)
+        return load_settings(
+            obj.get("config"),
+            store=obj.get("store"),
+            log_level=obj.get("log_level"),
+            log_format=obj.get("log_format"),
+            **overrides,
+        )
 
 
 def _load_app(spec: str | None, settings: Settings) -> App:
@@ -109,6 +115,8 @@ def main(
     log_format: str | None,
 ) -> None:
     """oncely: a distributed cron and job scheduler where every fire runs once."""
+    if ctx.get_parameter_source("store") is not click.core.ParameterSource.COMMANDLINE:
+        store = None  # from ONCELY_STORE: the settings read it themselves (and say so)
     ctx.obj = {
         "store": store,
         "config": config_file,
@@ -129,15 +137,7 @@ def _serve(
     **overrides: Any,
 ) -> None:
     settings = _settings(ctx, **overrides)
-    obj = ctx.obj or {}
-    with _errors():
-        try:  # flags win over the settings (file, environment)
-            configure_logging(
-                obj.get("log_level") or settings.log_level,
-                obj.get("log_format") or settings.log_format,
-            )
-        except ValueError as exc:
-            raise InvalidInput(str(exc), field="log_format") from None
+    configure_logging(settings.log_level, settings.log_format)  # flags won over settings
     app = _load_app(app_spec, settings)
     with _errors():
         if serve_http:
@@ -279,6 +279,12 @@ def _dt(value: datetime | None) -> str:
 
 def _job_dict(job: Job) -> dict[str, Any]:
     return wire.job_out(job).model_dump(mode="json")
+
+
+def _nothing_in(app: App, what: str) -> None:
+    """An empty answer says where it looked (on stderr: --json output stays parseable)."""
+    where = app.settings.store if isinstance(app.settings.store, str) else "the given store"
+    click.echo(f"no {what} in {_masked_url(where)} (owner {app.owner!r})", err=True)
 
 
 def _last_error(error: str | None, width: int = 60) -> str:
@@ -466,6 +472,8 @@ def jobs_list(ctx: click.Context, limit: int, as_json: bool) -> None:
             )
 
     _print([_job_dict(j) for j in found], as_json, table)
+    if not found:
+        _nothing_in(app, "jobs")
     app.close()
 
 
@@ -540,6 +548,8 @@ def runs_list(
             )
 
     _print([_run_dict(r, now) for r in found], as_json, table)
+    if not found:
+        _nothing_in(app, "runs")
     app.close()
 
 
@@ -601,6 +611,10 @@ register(main)
 from oncely.cli.users import register as register_users  # noqa: E402  (users, apikeys)
 
 register_users(main)
+
+from oncely.cli.config_cmd import register as register_config  # noqa: E402  (config show)
+
+register_config(main)
 
 if __name__ == "__main__":
     main()
