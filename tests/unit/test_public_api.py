@@ -21,6 +21,7 @@ def test_exported_members_are_exactly_the_public_names() -> None:
         "service",
         "wire",
         "client",
+        "observe",
     }
     assert public - modules == set(oncely.__all__) - {"__version__"}
     for name in oncely.__all__:
