@@ -279,7 +279,7 @@ dst_zones = st.sampled_from(
 )
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     expr=cron_exprs,
     zone=dst_zones,
@@ -297,7 +297,8 @@ def test_dst_days_agree_with_the_scheduler_and_the_preview(
     for day in dst_days(sched, year):
         change = day.change
         width = abs(change.after - change.before)
-        for instant in day.instants:
+        # (A seconds-level expression has thousands of instants in a fold: check both ends.)
+        for instant in {*day.instants[:10], *day.instants[-10:]}:
             assert next_fire(sched, instant - tick) == instant
         window_start = change.at - width - timedelta(seconds=1)
         until = change.at + width

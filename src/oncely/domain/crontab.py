@@ -172,7 +172,6 @@ def _env_value(raw: str) -> str:
 @dataclass
 class _State:
     timezone: str
-    timezone_line: int | None = None
     timezone_error: str | None = None
     shell: str = DEFAULT_SHELL
     mailto: str | None = None
@@ -186,7 +185,7 @@ def _set_timezone(state: _State, value: str, line: int) -> str | None:
     except InvalidInput as exc:
         state.timezone_error = f"{exc} (set on line {line})"
         return str(exc)
-    state.timezone, state.timezone_line, state.timezone_error = value or "UTC", line, None
+    state.timezone, state.timezone_error = value or "UTC", None
     return None
 
 
@@ -361,7 +360,7 @@ def _escape(command: str, stdin: str | None) -> str | None:
     return text
 
 
-def render_line(item: ExportItem) -> tuple[str | None, str]:
+def render_line(item: ExportItem) -> tuple[str, str]:
     """(shell, line) for one job, or raise ``InvalidInput`` when cron cannot express it."""
     schedule, action = item.schedule, item.action
     if len(action.argv) != 3 or action.argv[1] != "-c":
@@ -420,7 +419,6 @@ def render_crontab(
                 raise
             on_error(item, exc)
             continue
-        assert item_shell is not None
         wanted: Mapping[str, str] = {
             k: v for k, v in item.action.env.items() if k not in ("SHELL", "TZ")
         }
