@@ -254,3 +254,17 @@ def test_listed_times_of_day_are_exactly_the_matching_ones(expr: str) -> None:
         for s in cron._seconds
     }
     assert listed == expected
+
+
+def test_the_examples_in_the_docs_are_what_the_code_says() -> None:
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "schedules.md").read_text()
+    section = page.split("## In words", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `([^`]+)`(?: in ([\w/]+))? \| (.+?) \|$", section, re.M)
+    assert len(rows) >= 8
+    for expr, zone, words in rows:
+        if zone:
+            assert schedule_in_words(CronSchedule(expr, timezone=zone)) == words
+        else:
+            assert cron_in_words(expr) == words
