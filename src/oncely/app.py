@@ -350,6 +350,7 @@ class App:
                         auth=compose.authenticator(store, self.clock, self.settings),
                         login_limits=compose.login_limits(self.settings),
                         metrics=exposition,
+                        service=self.service,
                     ),
                     self.settings.host,
                     self.settings.port,

@@ -15,6 +15,7 @@ from oncely.api.auth import PUBLIC, LoginLimits, check_routes, install_auth
 
 if TYPE_CHECKING:
     from oncely.auth import Authenticator
+    from oncely.service import Service
 
 Readiness = Callable[[], tuple[bool, dict[str, Any]]]
 """Blocking probe: (ready, body). Given by the composition root (the engine's readiness)."""
@@ -29,6 +30,7 @@ def create_http_app(
     auth: Authenticator | None = None,
     login_limits: LoginLimits | None = None,
     metrics: Metrics | None = None,
+    service: Service | None = None,
 ) -> FastAPI:
     """The HTTP app. Every route declares who may call it (``oncely.api.auth``): an app with
     a route that does not is refused here."""
@@ -58,6 +60,10 @@ def create_http_app(
 
     if auth is not None:
         install_auth(api, auth, login_limits)
+        if service is not None:
+            from oncely.web import install_web
+
+            install_web(api, service, login_limits)
     check_routes(api)
     return api
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -20,7 +20,7 @@ from oncely.domain.actions import (
 )
 from oncely.domain.errors import InvalidInput, NotFound
 from oncely.domain.ids import looks_like_id, new_id
-from oncely.domain.jobs import Job, shard_of, validate_job_parts
+from oncely.domain.jobs import SHARD_COUNT, Job, shard_of, validate_job_parts
 from oncely.domain.policy import Policy
 from oncely.domain.principal import Permission, Principal
 from oncely.domain.runs import Run
@@ -239,6 +239,16 @@ class JobService:
         require(who, Permission.READ)
         scope = who.scope if not who.is_admin else owner
         return self.deps.store().job_search(scope, query)
+
+    def due_soon(self, who: Principal, *, within: timedelta, limit: int = 10) -> list[Job]:
+        """The caller's active jobs whose next fire is within ``within`` from now, soonest
+        first (along the scheduler's own index on ``next_fire_at``). For a non-admin the
+        earliest few hundred of every owner are looked at, then confined to its own."""
+        require(who, Permission.READ)
+        horizon = self._now() + within
+        looked = limit if who.scope is None else max(limit * 20, 200)
+        jobs = self.deps.store().jobs_due(list(range(SHARD_COUNT)), horizon, looked)
+        return [j for j in jobs if who.scope is None or j.owner == who.scope][:limit]
 
     # -- creating -------------------------------------------------------------------------
 

@@ -1,0 +1,277 @@
+"""The dashboard in a real browser against a real `oncely up`: logging in, making a job through
+the form (and being told which cron token is wrong), watching it run live, pausing it,
+triggering it with a payload, requeueing a dead run from the failures inbox, owner isolation,
+and hostile names and output rendered inert under a strict CSP."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+
+from tests.web.conftest import ADMIN, ADMIN_PASSWORD, SCREENSHOTS, USERS, Server
+
+pytestmark = pytest.mark.timeout(180)
+
+
+class Session:
+    def __init__(self, context: BrowserContext, page: Page) -> None:
+        self.context = context
+        self.page = page
+        self.dialogs: list[str] = []
+        self.responses: list[Any] = []
+        page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
+        page.on("response", lambda r: self.responses.append(r))
+
+
+@pytest.fixture
+def login(browser: Browser, server: Server) -> Iterator[Any]:
+    opened: list[BrowserContext] = []
+
+    def open_as(name: str, password: str) -> Session:
+        context = browser.new_context(viewport={"width": 1280, "height": 860})
+        opened.append(context)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        session = Session(context, page)
+        page.goto(server.url + "/")
+        expect(page).to_have_url(re.compile(r"/login\?next=%2F$"))
+        page.get_by_label("User name").fill(name)
+        page.get_by_label("Password").fill(password)
+        page.get_by_role("button", name="Log in").click()
+        expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+        return session
+
+    yield open_as
+    for context in opened:
+        context.close()
+
+
+def create_job(page: Page, url: str, name: str, cron: str, task: str, **extra: str) -> str:
+    page.goto(url + "/jobs/new")
+    page.get_by_label("Name", exact=True).fill(name)
+    page.get_by_label("Cron expression").fill(cron)
+    page.get_by_label("Task name").fill(task)
+    for label, value in extra.items():
+        page.get_by_label(label, exact=True).fill(value)
+    page.get_by_role("button", name="Create job").click()
+    expect(page.get_by_text("Job created.")).to_be_visible()
+    match = re.search(r"/jobs/([0-9a-f-]{36})(?:\?|$)", page.url)
+    assert match, page.url
+    return match.group(1)
+
+
+def test_login_refuses_a_wrong_password_and_sets_a_safe_cookie(
+    browser: Browser, server: Server
+) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(server.url + "/jobs")
+    expect(page).to_have_url(re.compile(r"/login\?next=%2Fjobs$"))
+    page.get_by_label("User name").fill(ADMIN)
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("alert")).to_have_text("Wrong user name or password.")
+    page.get_by_label("User name").fill(ADMIN)
+    page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Jobs")).to_be_visible()  # back where it was sent
+    cookies = {c["name"]: c for c in context.cookies()}
+    session = cookies["oncely_session"]
+    assert session["httpOnly"] and session["sameSite"] == "Lax"
+    assert cookies["oncely_csrf"]["httpOnly"] and cookies["oncely_csrf"]["sameSite"] == "Strict"
+    # Logging out ends the session: the pages send the browser back to the login form.
+    page.get_by_role("button", name="Log out").click()
+    expect(page).to_have_url(re.compile(r"/login$"))
+    page.goto(server.url + "/jobs")
+    expect(page).to_have_url(re.compile(r"/login\?next="))
+    context.close()
+
+
+def test_a_form_without_the_csrf_token_is_refused(login: Any, server: Server) -> None:
+    s = login(*("alice", USERS["alice"]))
+    job_id = create_job(s.page, server.url, "csrf target", "0 3 * * *", "greet")
+    # The session cookie is sent (same site), but a forged form lacks the token.
+    forged = s.context.request.post(
+        f"{server.url}/jobs/{job_id}/pause", form={"paused": "yes"}, max_redirects=0
+    )
+    assert forged.status == 403
+    wrong = s.context.request.post(
+        f"{server.url}/jobs/{job_id}/pause", form={"paused": "yes", "csrf": "0" * 64},
+        max_redirects=0,
+    )
+    assert wrong.status == 403
+    s.page.goto(f"{server.url}/jobs/{job_id}")
+    expect(s.page.get_by_role("button", name="Pause")).to_be_visible()  # not paused
+
+
+def test_create_watch_and_pause_a_job(login: Any, server: Server) -> None:
+    s = login("alice", USERS["alice"])
+    page = s.page
+    page.goto(server.url + "/jobs/new")
+    page.get_by_label("Name", exact=True).fill("heartbeat")
+    cron = page.get_by_label("Cron expression")
+    # The live preview follows the typing: a bad token is named as it is typed...
+    cron.fill("*/2 * * * 61 *")
+    expect(page.locator("#preview .preview-error")).to_contain_text("61")
+    # ...and a good expression shows its next fires.
+    cron.fill("*/2 * * * * *")
+    expect(page.locator("#preview .preview-words")).to_contain_text("Every 2 seconds")
+    expect(page.locator("#preview .fires li")).to_have_count(10)
+    # Submitting a bad cron shows the error under the cron field, naming the token.
+    cron.fill("0 25 * * *")
+    page.get_by_label("Task name").fill("greet")
+    page.get_by_role("button", name="Create job").click()
+    error = page.locator("#cron-error")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("25")
+    expect(cron).to_have_attribute("aria-invalid", "true")
+    # Fixed, it is created and runs; the recent runs refresh without a reload.
+    page.get_by_label("Cron expression").fill("*/2 * * * * *")
+    page.get_by_role("button", name="Create job").click()
+    expect(page.get_by_text("Job created.")).to_be_visible()
+    job_url = page.url
+    marker = page.evaluate("() => { window.__same = 1; return window.__same; }")
+    assert marker == 1
+    runs = page.locator("#job-runs")
+    expect(runs.locator(".state.s-succeeded").first).to_be_visible(timeout=20_000)
+    assert page.evaluate("() => window.__same") == 1  # the same document: no reload happened
+    expect(runs.locator(".state.s-succeeded").nth(2)).to_be_visible(timeout=20_000)
+    page.reload()  # the chart is drawn with the page
+    expect(page.locator("svg.chart polyline.c-dur")).to_have_count(1)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "job-detail.png"), full_page=True)
+
+    # Pause it: the scheduler stops firing it.
+    page.get_by_role("button", name="Pause").click()
+    expect(page.get_by_text("Paused.")).to_be_visible()
+    expect(page.get_by_role("button", name="Resume")).to_be_visible()
+    page.goto(server.url + "/jobs?q=heartbeat")
+    row = page.locator("table.jobs tbody tr", has_text="heartbeat")
+    expect(row.locator("td").last).to_have_text("yes")
+    page.goto(job_url)
+    expect(page.locator(".head .state.s-paused")).to_have_text("paused")
+
+
+def test_requeue_a_dead_run_from_the_failures_inbox(login: Any, server: Server) -> None:
+    s = login("alice", USERS["alice"])
+    page = s.page
+    job_id = create_job(page, server.url, "always fails", "0 4 * * *", "boom", Retries="0")
+    page.get_by_text("Trigger now…").click()
+    page.get_by_label(re.compile("Yes, run always fails now")).check()
+    page.get_by_role("button", name="Run now").click()
+    expect(page.locator("#run-state")).to_have_text("dead", timeout=20_000)
+    expect(page.locator("#run-error")).to_contain_text("boom: no reason")
+    run_url = page.url
+    page.goto(server.url + "/failures")
+    group = page.locator("section.group", has_text="boom: no reason")
+    expect(group).to_be_visible()
+    group.get_by_role("button", name=re.compile("Requeue this run")).first.click()
+    expect(page.get_by_text("Requeued.")).to_be_visible()
+    page.goto(run_url)
+    # Requeued with a fresh budget, it fails again: one more attempt in the timeline.
+    expect(page.locator(".timeline li", has_text="attempt 2")).not_to_have_count(0, timeout=20_000)
+    assert job_id in page.content()
+
+
+def test_another_user_cannot_see_the_job(login: Any, server: Server) -> None:
+    alice = login("alice", USERS["alice"])
+    job_id = create_job(alice.page, server.url, "alice private job", "0 5 * * *", "greet")
+    bob = login("bob", USERS["bob"])
+    bob.page.goto(server.url + "/jobs?q=private")
+    expect(bob.page.get_by_text("No jobs match.")).to_be_visible()
+    bob.page.goto(server.url + "/jobs")
+    expect(bob.page.get_by_text("alice private job")).to_have_count(0)
+    response = bob.page.goto(f"{server.url}/jobs/{job_id}")
+    assert response is not None and response.status == 404
+    expect(bob.page.get_by_role("heading", name="Not found")).to_be_visible()
+    response = bob.page.goto(f"{server.url}/jobs/{job_id}/edit")
+    assert response is not None and response.status == 404
+    # Acting on it is refused the same way.
+    forged = bob.context.request.post(f"{server.url}/jobs/{job_id}/trigger", form={})
+    assert forged.status in (403, 404)
+    # The admin sees every owner's jobs.
+    admin = login(ADMIN, ADMIN_PASSWORD)
+    admin.page.goto(server.url + "/jobs?q=private")
+    expect(admin.page.get_by_role("link", name="alice private job")).to_be_visible()
+
+
+def _store_hostile_job(server: Server, name: str, owner: str) -> str:
+    """A job whose name the service would refuse, written straight into the store: what an
+    older version, an import or a hand-edited row could have left there. The dashboard must
+    render it inert all the same."""
+    from oncely.adapters.sqlite import SqliteStore
+    from oncely.service.jobs import build_job
+    from oncely.wire import JobCreate
+
+    store = SqliteStore(server.env["ONCELY_STORE"].removeprefix("sqlite:///"))
+    try:
+        now = datetime.now(UTC)
+        spec = JobCreate(name="placeholder", cron="0 6 * * *", task="hostile",
+                         payload={"x": "<script>alert(2)</script>"})
+        job = replace(build_job(spec, name="placeholder", owner=owner, now=now), name=name)
+        return store.job_create(job, now=now).id
+    finally:
+        store.close()
+
+
+def test_hostile_names_and_output_render_inert(login: Any, server: Server) -> None:
+    hostile = "<img src=x onerror=alert(1)>"
+    s = login("alice", USERS["alice"])
+    page = s.page
+    # The form refuses the name, and shows it back as text.
+    page.goto(server.url + "/jobs/new")
+    page.get_by_label("Name", exact=True).fill(hostile)
+    page.get_by_label("Cron expression").fill("0 6 * * *")
+    page.get_by_label("Task name").fill("hostile")
+    page.get_by_role("button", name="Create job").click()
+    expect(page.locator("#name-error")).to_contain_text("job name must start")
+    expect(page.get_by_label("Name", exact=True)).to_have_value(hostile)
+    # One already in the store renders as text everywhere, with its output.
+    job_id = _store_hostile_job(server, hostile, "alice")
+    page.goto(f"{server.url}/jobs/{job_id}")
+    expect(page.get_by_role("heading", name=hostile)).to_be_visible()
+    expect(page.get_by_text('"<script>alert(2)</script>"')).to_be_visible()
+    page.get_by_text("Trigger now…").click()
+    page.get_by_label(re.compile("Yes, run")).check()
+    page.get_by_role("button", name="Run now").click()
+    expect(page.locator("#run-state")).to_have_text("succeeded", timeout=20_000)
+    expect(page.locator("#run-output")).to_contain_text("<script>alert('out')</script>")
+    for path in ("/", "/runs", "/failures", f"/calendar?job={job_id}", "/jobs"):
+        page.goto(server.url + path)
+    expect(page.get_by_role("link", name=hostile)).to_be_visible()
+    page.wait_for_timeout(3500)  # a live refresh swaps the table in again
+    expect(page.get_by_role("link", name=hostile)).to_be_visible()
+    assert page.locator("main img").count() == 0
+    assert page.locator("main script").count() == 0
+    assert s.dialogs == []
+    html = [r for r in s.responses if r.request.resource_type == "document"]
+    assert len(html) >= 6
+    for response in html:
+        csp = response.headers.get("content-security-policy", "")
+        assert "script-src 'self'" in csp and "default-src 'none'" in csp, response.url
+        assert "unsafe-inline" not in csp
+
+
+def test_screenshots_of_the_main_pages(login: Any, server: Server) -> None:
+    s = login(ADMIN, ADMIN_PASSWORD)
+    page = s.page
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    create_job(page, server.url, "nightly report", "0 2 * * *", "greet",
+               **{"Time zone": "America/New_York"})
+    create_job(page, server.url, "every ten seconds", "*/10 * * * * *", "greet")
+    page.goto(server.url + "/")
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(SCREENSHOTS / "overview.png"), full_page=True)
+    page.goto(server.url + "/jobs")
+    page.screenshot(path=str(SCREENSHOTS / "jobs.png"), full_page=True)
+    status = httpx.get(server.url + "/cluster", follow_redirects=False).status_code
+    if status != 404:
+        page.goto(server.url + "/cluster")
+        page.screenshot(path=str(SCREENSHOTS / "cluster.png"), full_page=True)
