@@ -165,7 +165,8 @@ class App:
                     check_action=compose.check_action_allowed,
                     wake_scheduler=self._wake_scheduler,
                     wake_worker=self._wake_worker,
-                )
+                ),
+                check_channel=compose.check_channel,
             )
         return self._service
 
@@ -217,6 +218,7 @@ class App:
         jitter: timedelta | float | str | None = _D.jitter,
         anchor: datetime | str | None = None,
         paused: bool = _D.paused,
+        deadline: float | str | None = _D.deadline,
         replace: bool = False,
         owner: str | None = None,
     ) -> Job:

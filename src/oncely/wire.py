@@ -34,6 +34,14 @@ from oncely.domain.limits import (
     MAX_STATEMENT_CHARS,
     MAX_STDIN_BYTES,
 )
+from oncely.domain.notify import (
+    Channel,
+    Delivery,
+    MissingJob,
+    Notification,
+    Rule,
+    mask_url,
+)
 from oncely.domain.policy import Policy
 from oncely.domain.runs import Attempt, Run
 from oncely.domain.schedule import AtSchedule, EverySchedule, Schedule, describe
@@ -139,6 +147,9 @@ class JobFields(_In):
     queue: ShortText = "default"
     priority: int = 0
     paused: bool = False
+    deadline: ShortText | float | None = None
+    """Dead-man's switch: the job must succeed at least this often (``26h`` or seconds);
+    when it does not, rules with the ``deadman`` event notify."""
 
 
 class JobCreate(JobFields):
@@ -188,6 +199,7 @@ class JobPatch(_In):
     misfire_grace: float | None = None
     queue: ShortText | None = None
     priority: int | None = None
+    deadline: ShortText | float | None = None
 
 
 class TriggerRequest(_In):
@@ -279,6 +291,7 @@ class PolicyOut(BaseModel):
     misfire_cap: int
     queue: str
     priority: int
+    deadline: float | None = None
 
 
 class JobOut(BaseModel):
@@ -463,6 +476,7 @@ def policy_out(policy: Policy) -> PolicyOut:
         misfire_cap=policy.misfire_cap,
         queue=policy.queue,
         priority=policy.priority,
+        deadline=policy.deadline,
     )
 
 
@@ -522,3 +536,166 @@ def attempt_out(attempt: Attempt) -> AttemptOut:
 
 def run_detail(run: Run, attempts: list[Attempt], now: datetime) -> RunDetail:
     return RunDetail(**run_out(run, now).model_dump(), attempts=[attempt_out(a) for a in attempts])
+
+
+# -- notifications ----------------------------------------------------------------------
+
+NotifyEventName = Literal["dead", "failure", "recovery", "missed", "deadman"]
+ChannelKindName = Literal["apprise", "webhook"]
+
+
+class ChannelCreate(_In):
+    """A place notifications go. ``url`` is a secret (tokens, passwords): it is stored and
+    used, and only ever shown masked. A webhook signs with ``secret`` (made for you when not
+    given, and shown once in the answer)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    kind: ChannelKindName = "webhook"
+    url: Annotated[str, Field(min_length=1, max_length=4096)]
+    secret: Annotated[str, Field(min_length=16, max_length=256)] | None = None
+
+
+class ChannelOut(BaseModel):
+    id: str
+    owner: str
+    name: str
+    kind: ChannelKindName
+    url: str
+    """Masked: scheme and host only."""
+    created_at: datetime
+
+
+class ChannelCreated(ChannelOut):
+    secret: str | None = None
+    """The webhook signing secret, shown this once (None for Apprise channels)."""
+
+
+class RuleCreate(_In):
+    """When to notify: ``events`` of one ``job`` (id or name), or of every job of yours when
+    ``job`` is not given, or of every owner's jobs with ``is_global`` (admins only)."""
+
+    channel: ShortText
+    """The channel's id or name."""
+    events: Annotated[list[NotifyEventName], Field(min_length=1, max_length=5)]
+    job: ShortText | None = None
+    is_global: bool = False
+
+
+class RuleOut(BaseModel):
+    id: str
+    owner: str
+    channel_id: str
+    events: list[NotifyEventName]
+    job_id: str | None
+    is_global: bool
+    created_at: datetime | None
+
+
+class DeliveryOut(BaseModel):
+    attempt: int
+    at: datetime
+    ok: bool
+    error: str | None
+    duration_ms: int
+
+
+class NotificationOut(BaseModel):
+    id: str
+    """What receivers dedupe on (the webhook's ``Oncely-Notification-Id``)."""
+    event: NotifyEventName
+    owner: str
+    job_id: str
+    job_name: str
+    run_id: str | None
+    rule_id: str
+    channel_id: str
+    state: Literal["pending", "delivered", "failed"]
+    attempts: int
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+    last_error: str | None
+    created_at: datetime
+    detail: dict[str, Any]
+
+
+class NotificationDetail(NotificationOut):
+    deliveries: list[DeliveryOut]
+
+
+class NotificationPage(BaseModel):
+    items: list[NotificationOut]
+    next_before: str | None = None
+    """Pass as ``before`` for the next (older) page."""
+
+
+class MissingJobOut(BaseModel):
+    """A job whose dead-man's deadline passed without a success."""
+
+    job_id: str
+    owner: str
+    name: str
+    deadline: float
+    due_at: datetime
+    overdue_seconds: float
+    paused: bool
+
+
+def channel_out(channel: Channel) -> ChannelOut:
+    return ChannelOut(
+        id=channel.id,
+        owner=channel.owner,
+        name=channel.name,
+        kind=channel.kind.value,
+        url=mask_url(channel.url),
+        created_at=channel.created_at,
+    )
+
+
+def rule_out(rule: Rule) -> RuleOut:
+    return RuleOut(
+        id=rule.id,
+        owner=rule.owner,
+        channel_id=rule.channel_id,
+        events=sorted(e.value for e in rule.events),
+        job_id=rule.job_id,
+        is_global=rule.is_global,
+        created_at=rule.created_at,
+    )
+
+
+def notification_out(n: Notification) -> NotificationOut:
+    return NotificationOut(
+        id=n.id,
+        event=n.event.value,
+        owner=n.owner,
+        job_id=n.job_id,
+        job_name=n.job_name,
+        run_id=n.run_id,
+        rule_id=n.rule_id,
+        channel_id=n.channel_id,
+        state=n.state.value,
+        attempts=n.attempts,
+        next_attempt_at=n.next_attempt_at,
+        delivered_at=n.delivered_at,
+        last_error=n.last_error,
+        created_at=n.created_at,
+        detail=n.detail,
+    )
+
+
+def delivery_out(d: Delivery) -> DeliveryOut:
+    return DeliveryOut(
+        attempt=d.attempt, at=d.at, ok=d.ok, error=d.error, duration_ms=d.duration_ms
+    )
+
+
+def missing_out(m: MissingJob, now: datetime) -> MissingJobOut:
+    return MissingJobOut(
+        job_id=m.job_id,
+        owner=m.owner,
+        name=m.name,
+        deadline=m.deadline,
+        due_at=m.due_at,
+        overdue_seconds=max((now - m.due_at).total_seconds(), 0.0),
+        paused=m.paused,
+    )

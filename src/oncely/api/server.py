@@ -61,9 +61,11 @@ def create_http_app(
     if auth is not None:
         install_auth(api, auth, login_limits)
         if service is not None:
+            from oncely.api.notifications import notifications_router
             from oncely.web import install_web
 
             install_web(api, service, login_limits)
+            api.include_router(notifications_router(service))
     check_routes(api)
     return api
 

@@ -616,5 +616,9 @@ from oncely.cli.config_cmd import register as register_config  # noqa: E402  (co
 
 register_config(main)
 
+from oncely.cli.notify import register as register_notify  # noqa: E402  (notify ...)
+
+register_notify(main)
+
 if __name__ == "__main__":
     main()

@@ -18,16 +18,18 @@ from __future__ import annotations
 
 from oncely.service.deps import ServiceDeps
 from oncely.service.jobs import JobService
+from oncely.service.notifications import ChannelCheck, NotificationService, shape_only
 from oncely.service.runs import RunService
 
 
 class Service:
     """Jobs and runs, for one store and one server configuration."""
 
-    def __init__(self, deps: ServiceDeps) -> None:
+    def __init__(self, deps: ServiceDeps, *, check_channel: ChannelCheck = shape_only) -> None:
         self.deps = deps
         self.jobs = JobService(deps)
         self.runs = RunService(deps)
+        self.notifications = NotificationService(deps, check_channel)
 
 
 __all__ = ["Service", "ServiceDeps"]

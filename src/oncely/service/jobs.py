@@ -31,6 +31,7 @@ from oncely.domain.schedule import (
     initial_fire,
     make_schedule,
     next_fire,
+    parse_interval,
 )
 from oncely.ports.store import JobQuery
 from oncely.service.deps import ServiceDeps, actor, require
@@ -94,7 +95,18 @@ def build_policy(fields: JobFields) -> Policy:
         misfire_grace=fields.misfire_grace,
         queue=fields.queue,
         priority=fields.priority,
+        deadline=deadline_seconds(fields.deadline),
     )
+
+
+def deadline_seconds(value: str | float | None) -> float | None:
+    """``26h``, ``90m`` or seconds -> seconds (checked by ``Policy``)."""
+    if value is None or isinstance(value, int | float):
+        return None if value is None else float(value)
+    try:
+        return parse_interval(value).total_seconds()
+    except InvalidInput as exc:
+        raise InvalidInput(str(exc).replace("every", "deadline"), field="deadline") from None
 
 
 def build_job(
@@ -186,6 +198,7 @@ def fields_of(job: Job) -> dict[str, Any]:
         misfire_grace=p.misfire_grace,
         queue=p.queue,
         priority=p.priority,
+        deadline=p.deadline,
     )
     return out
 

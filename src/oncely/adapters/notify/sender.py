@@ -5,6 +5,7 @@ from __future__ import annotations
 from oncely.adapters.actions.netguard import validate_http_target
 from oncely.adapters.notify.appriseurl import AppriseSender, check_apprise_url
 from oncely.adapters.notify.webhook import WebhookSender
+from oncely.domain.errors import InvalidInput
 from oncely.domain.notify import ChannelKind, DueNotification, Message, validate_channel_url
 from oncely.ports.actions import ActionSettings
 from oncely.ports.notify import DeliveryFailed
@@ -13,10 +14,13 @@ from oncely.ports.notify import DeliveryFailed
 def check_channel(kind: ChannelKind, url: str, settings: ActionSettings) -> None:
     """Refuse, when a channel is made, a URL that can never be delivered to."""
     validate_channel_url(kind, url)
-    if kind is ChannelKind.WEBHOOK:
-        validate_http_target(url, settings)
-    else:
-        check_apprise_url(url, settings)
+    try:
+        if kind is ChannelKind.WEBHOOK:
+            validate_http_target(url, settings)
+        else:
+            check_apprise_url(url, settings)
+    except InvalidInput as exc:  # the network guard names HTTP actions' field
+        raise InvalidInput(str(exc).removeprefix("http.url: "), field="url") from None
 
 
 class ChannelSender:
