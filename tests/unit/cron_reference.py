@@ -158,7 +158,7 @@ class Ref:
 
     def next_local(self, after: datetime) -> datetime | None:
         """Day by day, then hour, minute and second inside each matching day; gives up after
-        the 50th year following ``after``'s (as cronsim does)."""
+        the 50th year following ``after``'s (as oncely's matcher does)."""
         after = after.replace(microsecond=0)
         day = after.date()
         hours, minutes, seconds = sorted(self.hours), sorted(self.minutes), sorted(self.seconds)

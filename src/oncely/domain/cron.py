@@ -3,24 +3,24 @@
 Design note
 -----------
 ``parse_cron`` validates every field itself, so that an error names the field and the token
-that is wrong, then hands a normalized 5-field expression to cronsim, which walks months, days,
-hours and minutes the way Debian/Vixie cron does. Seconds (the optional leading sixth field) are
-handled here, on top of cronsim's minute-level matches. Everything works on naive datetimes:
-wall-clock time in no particular zone. Mapping wall-clock times to instants, with the DST rules,
-is the job of ``oncely.domain.schedule``.
+that is wrong, and computes each field as a set of values. Matching is done here too, with no
+cron library: ``next_local`` takes the matching days of a month as one small sorted tuple
+(computed once per (year, month) and kept in a bounded cache on the expression), then the
+hours, minutes and seconds of a day by bisection. Month by month, the search is a few lookups
+per call whatever the expression, and it gives up after the 50th year following the start
+(so an expression such as ``0 0 */31 * MON#5``, which no date satisfies, answers None in a few
+milliseconds). Everything works on naive datetimes: wall-clock time in no particular zone.
+Mapping wall-clock times to instants, with the DST rules, is the job of
+``oncely.domain.schedule``.
 
 Day rule (Vixie cron): when both day-of-month and day-of-week are restricted, a day matches if
 EITHER matches; when either field starts with ``*`` (``*``, ``*/2``, ``*,5``), a day must match
-BOTH. cronsim implements this rule; we compute it from the text as written and set it on the
-engine, because the normalized text handed to cronsim no longer starts with ``*``.
+BOTH. The rule is decided from the text as written.
 
-Where cronsim 2.8 differs from what oncely promises, this module fixes it:
+Semantics promised, checked against an independent reference (tests/unit/cron_reference.py):
 
-* ``5-5/10`` means ``5`` in Vixie cron; cronsim 2.8 read it as ``5/10`` (5, 15, 25...). Every field
-  is normalized to explicit values here, so cronsim never parses a step.
-* cronsim has no ``15W`` (nearest weekday) and no ``L-3`` (third-last day) in day-of-month;
-  when they are used, day-of-month matching is done here (``_DaySpec.matches``).
-* ``0 0 30 2 *`` makes cronsim raise at construction; here it parses and never matches.
+* ``5-5/10`` means ``5`` (a range with a step), as in Vixie cron.
+* ``0 0 30 2 *`` parses and never matches (``never_matches`` says so; schedules refuse it).
 
 Extensions beyond Vixie cron, as in Quartz: ``5/10`` (from 5 to the field's end, step 10),
 ``L``, ``L-n``, ``LW``, ``nW`` in day-of-month, ``nL`` and ``n#k`` in day-of-week. ``nW`` never
@@ -32,16 +32,13 @@ Sunday (``FRI-SUN``).
 from __future__ import annotations
 
 import calendar
-import copy
 import re
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from functools import lru_cache
 from typing import TypeVar
-
-from cronsim import CronSim, CronSimError
 
 from oncely.domain.errors import InvalidInput
 
@@ -97,11 +94,6 @@ class _DaySpec:
     nearest_weekday: frozenset[int]  # nW
     last_weekday: bool  # LW
 
-    @property
-    def needs_own_matcher(self) -> bool:
-        """cronsim knows plain days, L and LW only."""
-        return bool(self.nearest_weekday) or any(n > 0 for n in self.last_minus)
-
     def possible_in(self, month: int) -> bool:
         """Whether this field can match some day of ``month`` in some year."""
         longest = _MAX_DAYS_IN_MONTH[month]
@@ -111,21 +103,16 @@ class _DaySpec:
             or any(n < longest for n in self.last_minus)
         )
 
-    def matches(self, d: date) -> bool:
-        if d.day in self.days:
-            return True
-        _, last = calendar.monthrange(d.year, d.month)
-        if any(d.day == last - n for n in self.last_minus):
-            return True
-        weekday = d.weekday()  # Monday = 0
-        if weekday >= 5:
-            return False  # W and LW only ever pick a weekday
-        if self.last_weekday and d.day == _nearest_weekday(d.year, d.month, last, last):
-            return True
-        return any(
-            n <= last and d.day == _nearest_weekday(d.year, d.month, n, last)
-            for n in self.nearest_weekday
+    def days_in(self, year: int, month: int, last: int) -> set[int]:
+        """The days of that month this field matches."""
+        out = {d for d in self.days if d <= last}
+        out.update(last - n for n in self.last_minus if n < last)
+        if self.last_weekday:
+            out.add(_nearest_weekday(year, month, last, last))
+        out.update(
+            _nearest_weekday(year, month, n, last) for n in self.nearest_weekday if n <= last
         )
+        return out
 
 
 def _nearest_weekday(year: int, month: int, day: int, last: int) -> int:
@@ -138,34 +125,50 @@ def _nearest_weekday(year: int, month: int, day: int, last: int) -> int:
     return day
 
 
-class _Engine(CronSim):
-    """cronsim, with the day rule and day-of-month matching set by ``parse_cron``."""
+@dataclass(frozen=True)
+class _WeekdaySpec:
+    """A parsed day-of-week field; days are 0-6, Sunday = 0."""
 
-    def __init__(self, expr: str, *, day_and: bool, dom: _DaySpec | None) -> None:
-        super().__init__(expr, datetime(2000, 1, 1))
-        self.day_and = day_and
-        self._own_dom = dom
+    days: frozenset[int]
+    nth: frozenset[tuple[int, int]]  # d#k: the k-th such day of the month
+    last: frozenset[int]  # dL: the last such day of the month
 
-    def match_dom(self, d: date) -> bool:
-        if self._own_dom is not None:
-            return self._own_dom.matches(d)
-        return super().match_dom(d)
+    def days_in(self, first_weekday: int, last: int) -> set[int]:
+        """The days of a month whose 1st is ``first_weekday`` (Monday = 0) that match."""
+        # Day n of the month is cron weekday (first_weekday + n) % 7 (Sunday = 0).
+        out = {n for n in range(1, last + 1) if (first_weekday + n) % 7 in self.days}
+        for day, k in self.nth:
+            n = 1 + (day - first_weekday - 1) % 7 + 7 * (k - 1)
+            if n <= last:
+                out.add(n)
+        for day in self.last:
+            first = 1 + (day - first_weekday - 1) % 7
+            out.add(first + 7 * ((last - first) // 7))
+        return out
 
-    def next_after(self, start: datetime) -> datetime | None:
-        """The first minute strictly after ``start`` (naive, second 0) that matches."""
-        it = copy.copy(self)
-        it.dt = start
-        it.skip_initial_tick = False
-        try:
-            return next(it)
-        except (StopIteration, OverflowError):
-            return None
+
+_MONTH_CACHE_SIZE = 256
+"""Matching-day tuples kept per expression: about 20 years of months for a busy one."""
 
 
 class CronExpr:
-    """A parsed cron expression. Immutable; build it with ``parse_cron``."""
+    """A parsed cron expression. Immutable (but for a cache); build it with ``parse_cron``."""
 
-    __slots__ = ("_engine", "_hours", "_minutes", "_months", "_seconds", "has_seconds", "text")
+    __slots__ = (
+        "_day_and",
+        "_dom",
+        "_dow",
+        "_first_hour",
+        "_first_minute",
+        "_hours",
+        "_minutes",
+        "_month_days",
+        "_months",
+        "_never",
+        "_seconds",
+        "has_seconds",
+        "text",
+    )
 
     def __init__(
         self,
@@ -174,17 +177,26 @@ class CronExpr:
         seconds: frozenset[int],
         minutes: frozenset[int],
         hours: frozenset[int],
+        dom: _DaySpec,
         months: frozenset[int],
-        engine: _Engine | None,
+        dow: _WeekdaySpec,
+        day_and: bool,
         has_seconds: bool,
     ) -> None:
         self.text = text
         self.has_seconds = has_seconds
         self._seconds = tuple(sorted(seconds))
-        self._minutes = minutes
-        self._hours = hours
+        self._minutes = tuple(sorted(minutes))
+        self._hours = tuple(sorted(hours))
+        self._first_minute = self._minutes[0]
+        self._first_hour = self._hours[0]
         self._months = months
-        self._engine = engine  # None: no date can ever match
+        self._dom = dom
+        self._dow = dow
+        self._day_and = day_and
+        # With AND, a day-of-month that no month in the field can have rules out every date.
+        self._never = day_and and not any(dom.possible_in(m) for m in months)
+        self._month_days: dict[tuple[int, int], tuple[int, ...]] = {}
 
     def __repr__(self) -> str:
         return f"CronExpr({self.text!r})"
@@ -198,7 +210,7 @@ class CronExpr:
     @property
     def never_matches(self) -> bool:
         """True when no date can ever match (``0 0 30 2 *``)."""
-        return self._engine is None
+        return self._never
 
     def matches(self, dt: datetime) -> bool:
         """Whether the naive wall-clock time ``dt`` (microseconds ignored) matches."""
@@ -207,28 +219,72 @@ class CronExpr:
 
     def next_local(self, after: datetime) -> datetime | None:
         """The smallest naive time strictly after ``after`` that matches, or None when there is
-        none within about 50 years."""
+        none up to the end of the 50th year following ``after``'s."""
         _require_naive(after)
-        if self._engine is None:
+        if self._never:
             return None
         current = after.replace(microsecond=0)
-        minute = current.replace(second=0)
-        if self._minute_matches(minute):
-            i = bisect_right(self._seconds, current.second)
-            if i < len(self._seconds):
-                return current.replace(second=self._seconds[i])
-        found = self._engine.next_after(minute)
+        seconds = self._seconds
+        if current.second < seconds[-1] and self._minute_matches(current):
+            return current.replace(second=seconds[bisect_right(seconds, current.second)])
+        year, month, day = current.year, current.month, current.day
+        if month in self._months:
+            days = self.days_of(year, month)
+            if day in days:
+                later = self._later_in_day(current.hour, current.minute)
+                if later is not None:
+                    return datetime(year, month, day, later[0], later[1], seconds[0])
+            i = bisect_right(days, day)
+            if i < len(days):
+                return self._first_of_day(year, month, days[i])
+        last_year = min(year + 50, 9999)
+        while True:
+            month += 1
+            if month > 12:
+                month = 1
+                year += 1
+                if year > last_year:
+                    return None
+            if month in self._months:
+                days = self.days_of(year, month)
+                if days:
+                    return self._first_of_day(year, month, days[0])
+
+    def days_of(self, year: int, month: int) -> tuple[int, ...]:
+        """The matching days of a month (ignoring the month field), ascending."""
+        key = (year, month)
+        found = self._month_days.get(key)
         if found is None:
-            return None
-        return found.replace(second=self._seconds[0])
+            first_weekday, last = calendar.monthrange(year, month)
+            dom = self._dom.days_in(year, month, last)
+            dow = self._dow.days_in(first_weekday, last)
+            found = tuple(sorted(dom & dow if self._day_and else dom | dow))
+            if len(self._month_days) >= _MONTH_CACHE_SIZE:
+                self._month_days.clear()  # months are asked for in order: no need for LRU
+            self._month_days[key] = found
+        return found
+
+    def _first_of_day(self, year: int, month: int, day: int) -> datetime:
+        return datetime(year, month, day, self._first_hour, self._first_minute, self._seconds[0])
+
+    def _later_in_day(self, hour: int, minute: int) -> tuple[int, int] | None:
+        """The first (hour, minute) of the fields strictly after ``hour:minute``."""
+        if hour in self._hours:
+            i = bisect_right(self._minutes, minute)
+            if i < len(self._minutes):
+                return hour, self._minutes[i]
+        j = bisect_right(self._hours, hour)
+        if j < len(self._hours):
+            return self._hours[j], self._first_minute
+        return None
 
     def _minute_matches(self, dt: datetime) -> bool:
         return (
-            self._engine is not None
+            not self._never
             and dt.minute in self._minutes
             and dt.hour in self._hours
             and dt.month in self._months
-            and self._engine.match_day(dt.date())
+            and dt.day in self.days_of(dt.year, dt.month)
         )
 
 
@@ -290,28 +346,17 @@ def _parse(text: str) -> CronExpr:
     hours = parse(2, _HOUR, lambda text: _parse_plain(text, _HOUR))
     dom = parse(3, _DOM, _parse_dom)
     months = parse(4, _MONTH, lambda text: _parse_plain(text, _MONTH))
-    dow_text = parse(5, _DOW, _parse_dow)
+    dow = parse(5, _DOW, _parse_dow)
 
-    day_and = parts[3].startswith("*") or parts[5].startswith("*")
-    engine: _Engine | None = None
-    if not day_and or any(dom.possible_in(m) for m in months):
-        dom_text = "*" if dom.needs_own_matcher else _render_dom(dom)
-        engine_expr = " ".join(
-            (_render(minutes), _render(hours), dom_text, _render(months), dow_text)
-        )
-        try:
-            engine = _Engine(
-                engine_expr, day_and=day_and, dom=dom if dom.needs_own_matcher else None
-            )
-        except CronSimError as exc:  # pragma: no cover - our validation should catch all
-            raise fail(f"not understood ({exc})") from None
     return CronExpr(
         text,
         seconds=seconds,
         minutes=minutes,
         hours=hours,
+        dom=dom,
         months=months,
-        engine=engine,
+        dow=dow,
+        day_and=parts[3].startswith("*") or parts[5].startswith("*"),
         has_seconds=has_seconds,
     )
 
@@ -431,48 +476,21 @@ def _parse_dom(text: str) -> _DaySpec:
     return _DaySpec(frozenset(days), frozenset(last_minus), frozenset(nearest), last_weekday)
 
 
-def _parse_dow(text: str) -> str:
-    """Validate day-of-week; return it normalized for cronsim (0-6, ``d#k``, ``dL``)."""
+def _parse_dow(text: str) -> _WeekdaySpec:
     days: set[int] = set()
-    special: list[str] = []
+    nth: set[tuple[int, int]] = set()
+    last: set[int] = set()
     for item in _items(text):
         if "#" in item:
             day_text, _, nth_text = item.partition("#")
             day = _value(day_text, _DOW, item) % 7
             if not _is_number(nth_text) or not 1 <= int(nth_text) <= 5:
                 raise _FieldError(f'"{item}": the number after # must be 1-5')
-            special.append(f"{day}#{int(nth_text)}")
+            nth.add((day, int(nth_text)))
         elif item == "L":
             raise _FieldError('"L" needs a day, as in 5L or FRIL (the last Friday of the month)')
         elif item.endswith("L") and "-" not in item and "/" not in item:
-            special.append(f"{_value(item[:-1], _DOW, item) % 7}L")
+            last.add(_value(item[:-1], _DOW, item) % 7)
         else:
             days |= {d % 7 for d in _range_item(item, _DOW)}
-    return ",".join([*_render_items(frozenset(days)), *special])
-
-
-def _render_dom(dom: _DaySpec) -> str:
-    items = _render_items(dom.days)
-    if 0 in dom.last_minus:
-        items.append("L")
-    if dom.last_weekday:
-        items.append("LW")
-    return ",".join(items)
-
-
-def _render(values: frozenset[int]) -> str:
-    return ",".join(_render_items(values))
-
-
-def _render_items(values: frozenset[int]) -> list[str]:
-    """Sorted values as compact runs (``0-5,10``): cronsim parses them faster than long lists."""
-    runs: list[str] = []
-    ordered = sorted(values)
-    i = 0
-    while i < len(ordered):
-        j = i
-        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
-            j += 1
-        runs.append(str(ordered[i]) if i == j else f"{ordered[i]}-{ordered[j]}")
-        i = j + 1
-    return runs
+    return _WeekdaySpec(frozenset(days), frozenset(nth), frozenset(last))

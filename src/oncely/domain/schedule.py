@@ -217,7 +217,10 @@ def _first_second(lo: datetime, hi: datetime, predicate: Callable[[datetime], bo
     return lo + timedelta(seconds=high)
 
 
-def _next_cron(schedule: CronSchedule, after_aware: datetime) -> datetime | None:
+def _next_cron(
+    schedule: CronSchedule, after_aware: datetime, horizon: datetime | None = None
+) -> datetime | None:
+    """The next fire; with ``horizon`` (naive wall time), None once matches pass it."""
     expr = parse_cron(schedule.expr)
     zone = _zone(schedule.timezone)
     # Fires are whole seconds: "strictly after 10:00:00.5" is "strictly after 10:00:00".
@@ -237,7 +240,7 @@ def _next_cron(schedule: CronSchedule, after_aware: datetime) -> datetime | None
 
     for _ in range(1000):
         wall = expr.next_local(cursor)
-        if wall is None:
+        if wall is None or (horizon is not None and wall > horizon):
             break
         r = _resolve(zone, wall)
         if len(r.instants) == 1:
@@ -445,7 +448,7 @@ def make_schedule(
             f'cron "{expr.text}" never fires: no date matches its day and month fields',
             field="cron",
         )
-    return CronSchedule(
+    schedule = CronSchedule(
         expr=expr.text,
         timezone=zone_name,
         dst_gap=cast(DstGap, dst_gap),
@@ -453,6 +456,49 @@ def make_schedule(
         start=start_at,
         end=end_at,
         jitter=jitter_td,
+    )
+    _check_fires_under_skip(schedule, now)
+    return schedule
+
+
+NEVER_FIRES_HORIZON_YEARS = 100
+"""How far ahead a cron schedule with ``dst_gap="skip"`` is searched for a fire when it is made.
+
+With ``skip``, a time in a spring-forward gap does not fire, so an expression whose every match
+falls in a gap (``30 2 * 3 0#2`` in America/New_York: 02:30 on the second Sunday of March) never
+fires. Searching without a bound takes hundreds of milliseconds, which any API caller could
+repeat at will; a century is enough for any schedule people mean (DST rules repeat yearly), and
+the search takes a step per year in the worst case (a few milliseconds)."""
+
+
+def _check_fires_under_skip(schedule: CronSchedule, now: datetime) -> None:
+    if schedule.dst_gap != "skip":
+        return  # every wall-clock match then gives an instant: never_matches said enough
+    after = now if schedule.start is None else max(now, schedule.start - _MICROSECOND)
+    zone = _zone(schedule.timezone)
+    wall_after = _wall(zone, after.replace(tzinfo=None, microsecond=0))
+    try:
+        horizon = wall_after.replace(year=wall_after.year + NEVER_FIRES_HORIZON_YEARS)
+    except ValueError:  # 29 February, or the end of the calendar
+        horizon = datetime.max if wall_after.year > 9000 else wall_after + timedelta(days=36_525)
+    try:
+        if _next_cron(schedule, after, horizon) is not None:
+            return
+    except OverflowError:  # the end of the calendar
+        return
+    years = NEVER_FIRES_HORIZON_YEARS
+    if parse_cron(schedule.expr).next_local(wall_after) is None:
+        # Not a DST matter: the expression itself matches nothing for decades.
+        raise InvalidInput(
+            f'cron "{schedule.expr}" never fires: no time matches it in the next 50 years',
+            field="cron",
+        )
+    raise InvalidInput(
+        f'cron "{schedule.expr}" never fires in {schedule.timezone} with dst_gap "skip": '
+        f"every time it matches in the next {years} years falls in a daylight-saving gap "
+        '(a wall-clock time the clock skips); use dst_gap "shift" to fire at the end of the '
+        "gap instead, or choose another time",
+        field="dst_gap",
     )
 
 
