@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
 
 from oncely.domain.actions import (
     Action,
@@ -167,6 +167,20 @@ class OneTimeJobCreate(_In):
     retries: int = JobFields.model_fields["retries"].default
     queue: ShortText = "default"
     name: Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS)] | None = None
+
+
+def _job_shape(value: Any) -> str:
+    is_short = isinstance(value, dict | OneTimeJobCreate) and (
+        isinstance(value, OneTimeJobCreate) or "job_type" in value
+    )
+    return "OneTimeJobCreate" if is_short else "JobCreate"
+
+
+JobBody = Annotated[
+    Annotated[JobCreate, Tag("JobCreate")] | Annotated[OneTimeJobCreate, Tag("OneTimeJobCreate")],
+    Discriminator(_job_shape),
+]
+"""A job to create, in either shape (told apart by ``job_type``)."""
 
 
 class JobPatch(_In):
@@ -363,10 +377,14 @@ class BulkResult(BaseModel):
 
 
 class PreviewFire(BaseModel):
-    local: datetime
     utc: datetime
+    local: datetime
+    """The same instant in the schedule's zone."""
+    fires: bool = True
+    """False for a fire a clock change prevents (``dst_gap="skip"``), listed to explain it."""
+    dst: Literal["shifted", "merged", "skipped", "fold-first", "fold-second"] | None = None
     note: str | None = None
-    """Set when the fire is near a DST transition (shifted out of a gap, or in a fold)."""
+    """What the clock change did to this fire, in words."""
 
 
 class PreviewOut(BaseModel):
