@@ -14,8 +14,9 @@ app.run()
 """
 
 from oncely.app import App
+from oncely.client import ApiError, AsyncClient, Client
 from oncely.config import Settings, load_settings
-from oncely.domain.errors import Conflict, InvalidInput, NotFound, OncelyError
+from oncely.domain.errors import Conflict, InvalidInput, NotFound, OncelyError, PermissionDenied
 from oncely.domain.jobs import Job
 from oncely.domain.policy import Policy
 from oncely.domain.runs import Attempt, AttemptOutcome, Run, RunState
@@ -24,14 +25,18 @@ from oncely.runtime.tasks import TaskContext
 __version__ = "0.1.0"
 
 __all__ = [
+    "ApiError",
     "App",
+    "AsyncClient",
     "Attempt",
     "AttemptOutcome",
+    "Client",
     "Conflict",
     "InvalidInput",
     "Job",
     "NotFound",
     "OncelyError",
+    "PermissionDenied",
     "Policy",
     "Run",
     "RunState",

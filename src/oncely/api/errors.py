@@ -94,37 +94,28 @@ class BodyLimit:
                 if declared > self.limit:
                     await self._refuse(scope, receive, send)
                     return
-        seen = 0
-        too_large = False
-
-        async def counting() -> Message:
-            nonlocal seen, too_large
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    too_large = True
-                    raise _TooLarge
-            return message
-
-        started = False
-
-        async def tracking(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, counting, tracking)
-        except _TooLarge:
-            if not started:
-                await self._refuse(scope, receive, send)
-        except Exception:
-            if too_large and not started:
-                await self._refuse(scope, receive, send)
-            else:
-                raise
+            if name == b"content-length":
+                break
+        else:
+            # No declared length (chunked): read the body here, up to the limit, and hand
+            # it on whole. A request that sends more is refused without reading the rest.
+            body = bytearray()
+            more = True
+            while more:
+                message = await receive()
+                if message["type"] != "http.request":
+                    await self.app(scope, _replay(message, receive), send)
+                    return
+                body += message.get("body", b"")
+                more = bool(message.get("more_body", False))
+                if len(body) > self.limit:
+                    await self._refuse(scope, receive, send)
+                    return
+            await self.app(
+                scope, _replay({"type": "http.request", "body": bytes(body)}, receive), send
+            )
+            return
+        await self.app(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response(
@@ -133,5 +124,15 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
-class _TooLarge(Exception):
-    pass
+def _replay(first: Message, then: Receive) -> Receive:
+    """``first``, then whatever the connection says next (its disconnect)."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return first
+        return await then()
+
+    return receive

@@ -1,6 +1,10 @@
 """The ``oncely`` command.
 
-Exit codes: 0 ok, 1 unexpected error, 2 invalid input, 3 not found, 4 conflict.
+Exit codes: 0 ok, 1 unexpected error, 2 invalid input, 3 not found, 4 conflict, 5 forbidden.
+
+Job and run commands act on a local store (``--store``/``ONCELY_STORE``) or, with
+``--server``/``ONCELY_SERVER``, on a remote oncely server as the user of ``ONCELY_TOKEN`` (or
+the token ``oncely login`` saved): the same commands and output either way.
 """
 
 from __future__ import annotations
@@ -20,20 +24,22 @@ import click
 from oncely import app as app_module
 from oncely import wire
 from oncely.app import App
+from oncely.cli.backend import Backend, LocalBackend, RemoteBackend, save_token, saved_token
 from oncely.config import Settings, load_settings, parse_queues
-from oncely.domain.errors import Conflict, InvalidInput, NotFound, OncelyError
+from oncely.domain.errors import Conflict, InvalidInput, NotFound, OncelyError, PermissionDenied
 from oncely.domain.jobs import Job
 from oncely.domain.runs import Run
-from oncely.domain.schedule import describe
 from oncely.observe.logs import configure_logging
 from oncely.observe.redact import masked_url as _masked_url
 
-EXIT_INVALID, EXIT_NOT_FOUND, EXIT_CONFLICT = 2, 3, 4
+EXIT_INVALID, EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_FORBIDDEN = 2, 3, 4, 5
 _D = wire.JobFields()
 
 
 @contextmanager
-def _errors() -> Iterator[None]:
+def _errors(using: str | None = None) -> Iterator[None]:
+    """Exit with a message and a code for each kind of error; a lookup that finds nothing
+    says which store or server it looked in (``using``)."""
     try:
         yield
     except InvalidInput as exc:
@@ -41,8 +47,12 @@ def _errors() -> Iterator[None]:
         click.echo(f"error{where}: {exc}", err=True)
         sys.exit(EXIT_INVALID)
     except NotFound as exc:
-        click.echo(f"error: {exc}", err=True)
+        suffix = f"; looked in {using}" if using else ""
+        click.echo(f"error: {exc}{suffix}", err=True)
         sys.exit(EXIT_NOT_FOUND)
+    except PermissionDenied as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_FORBIDDEN)
     except Conflict as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_CONFLICT)
@@ -87,6 +97,36 @@ def _app(ctx: click.Context) -> App:
     return App(settings=_settings(ctx), owner=obj.get("owner") or "default")
 
 
+def _backend(ctx: click.Context) -> Backend:
+    """The remote server if one is named, else the local store."""
+    obj = ctx.obj or {}
+    server = obj.get("server")
+    if server:
+        return RemoteBackend(server, obj.get("token") or saved_token(server))
+    return LocalBackend(_app(ctx))
+
+
+def _payload(text: str | None) -> Any:
+    """``--payload``: JSON text, ``@file.json``, or ``-`` for standard input."""
+    if text is None:
+        return None
+    source = "--payload"
+    if text == "-":
+        text, source = sys.stdin.read(), "--payload (stdin)"
+    elif text.startswith("@"):
+        path = text[1:]
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+        except OSError as exc:
+            raise InvalidInput(f"cannot read {path}: {exc.strerror}", field="payload") from None
+        source = f"--payload ({path})"
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{source} is not valid JSON: {exc}", field="payload") from exc
+
+
 @click.group()
 @click.option("--store", envvar="ONCELY_STORE", help="sqlite:///oncely.db or postgresql://...")
 @click.option(
@@ -97,6 +137,16 @@ def _app(ctx: click.Context) -> App:
     help="A TOML settings file.",
 )
 @click.option("--owner", default="default", show_default=True, help="Whose jobs to act on.")
+@click.option(
+    "--server",
+    envvar="ONCELY_SERVER",
+    help="Manage a remote server (http://host:8080) instead of a local store.",
+)
+@click.option(
+    "--token",
+    envvar="ONCELY_TOKEN",
+    help="Access token or API key for --server (default: the one oncely login saved).",
+)
 @click.option("--log-level", default=None, help="DEBUG, INFO, WARNING...")
 @click.option(
     "--log-format",
@@ -111,6 +161,8 @@ def main(
     store: str | None,
     config_file: str | None,
     owner: str,
+    server: str | None,
+    token: str | None,
     log_level: str | None,
     log_format: str | None,
 ) -> None:
@@ -123,6 +175,8 @@ def main(
         "owner": owner,
         "log_level": log_level,
         "log_format": log_format,
+        "server": server.rstrip("/") if server else None,
+        "token": token,
     }
     configure_logging(log_level or "INFO", log_format or "text")
 
@@ -243,6 +297,23 @@ def worker(
     )
 
 
+@main.command()
+@click.option("--host", default=None, help="Address to serve HTTP on (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="HTTP port (default 8080).")
+@click.pass_context
+def api(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Serve the REST API (/v1, /openapi.json) and health checks; no scheduler or worker."""
+    _serve(
+        ctx,
+        app_spec=None,
+        scheduler=False,
+        worker=False,
+        serve_http=True,
+        host=host,
+        port=port,
+    )
+
+
 # -- db ---------------------------------------------------------------------------------
 
 
@@ -281,10 +352,9 @@ def _job_dict(job: Job) -> dict[str, Any]:
     return wire.job_out(job).model_dump(mode="json")
 
 
-def _nothing_in(app: App, what: str) -> None:
+def _nothing_in(backend: Backend, what: str) -> None:
     """An empty answer says where it looked (on stderr: --json output stays parseable)."""
-    where = app.settings.store if isinstance(app.settings.store, str) else "the given store"
-    click.echo(f"no {what} in {_masked_url(where)} (owner {app.owner!r})", err=True)
+    click.echo(f"no {what} in {backend.where}", err=True)
 
 
 def _last_error(error: str | None, width: int = 60) -> str:
@@ -385,8 +455,8 @@ def jobs_add(
     as_json: bool,
 ) -> None:
     """Create a job."""
-    app = _app(ctx)
-    with _errors():
+    backend = _backend(ctx)
+    with _errors(backend.where):
         http: dict[str, Any] | None = None
         if http_url:
             parsed_headers: dict[str, str] = {}
@@ -407,10 +477,7 @@ def jobs_add(
         sql = None
         if sql_statement is not None:
             sql = {"connection": sql_connection or "", "statement": sql_statement}
-        try:
-            data = json.loads(payload) if payload is not None else None
-        except json.JSONDecodeError as exc:
-            raise InvalidInput(f"--payload is not valid JSON: {exc}", field="payload") from exc
+        data = _payload(payload)
         given = {
             "cron": cron,
             "at": at,
@@ -440,16 +507,16 @@ def jobs_add(
         spec = app_module.job_create(
             {"name": name, **{k: v for k, v in given.items() if v is not None}}
         )
-        job = app.service.jobs.create(app.principal, spec, replace=replace)
+        job = backend.add_job(spec, replace=replace)
     _print(
-        _job_dict(job),
+        job.model_dump(mode="json"),
         as_json,
         lambda: click.echo(
-            f"job {job.name} ({job.id}): {describe(job.schedule)}; "
+            f"job {job.name} ({job.id}): {job.schedule.description}; "
             f"next fire {_dt(job.next_fire_at)}"
         ),
     )
-    app.close()
+    backend.close()
 
 
 @jobs.command("list")
@@ -458,57 +525,53 @@ def jobs_add(
 @click.pass_context
 def jobs_list(ctx: click.Context, limit: int, as_json: bool) -> None:
     """List jobs."""
-    app = _app(ctx)
-    with _errors():
-        found = app.list_jobs(limit=limit)
+    backend = _backend(ctx)
+    with _errors(backend.where):
+        found = backend.list_jobs(limit=limit)
 
     def table() -> None:
         click.echo(f"{'NAME':30} {'SCHEDULE':40} {'STATE':7} NEXT FIRE")
         for job in found:
             state = "paused" if job.paused else "active"
             click.echo(
-                f"{job.name[:30]:30} {describe(job.schedule)[:40]:40} {state:7} "
+                f"{job.name[:30]:30} {job.schedule.description[:40]:40} {state:7} "
                 f"{_dt(job.next_fire_at)}"
             )
 
-    _print([_job_dict(j) for j in found], as_json, table)
+    _print([j.model_dump(mode="json") for j in found], as_json, table)
     if not found:
-        _nothing_in(app, "jobs")
-    app.close()
+        _nothing_in(backend, "jobs")
+    backend.close()
 
 
-def _job_command(name: str, help_text: str, act: Callable[[App, str], Any]) -> None:
+def _job_command(name: str, help_text: str, act: Callable[[Backend, str], Any]) -> None:
     @jobs.command(name, help=help_text)
     @click.argument("job")
     @click.option("--json", "as_json", is_flag=True)
     @click.pass_context
     def command(ctx: click.Context, job: str, as_json: bool) -> None:
-        app = _app(ctx)
-        with _errors():
-            result = act(app, job)
-        now = app.clock.now()
-        if isinstance(result, Job):
+        backend = _backend(ctx)
+        with _errors(backend.where):
+            result = act(backend, job)
+        if isinstance(result, wire.JobOut):
+            data = result.model_dump(mode="json")
+            _print(data, as_json, lambda: click.echo(json.dumps(data, indent=2)))
+        elif isinstance(result, wire.RunOut):
             _print(
-                _job_dict(result),
+                result.model_dump(mode="json"),
                 as_json,
-                lambda: click.echo(json.dumps(_job_dict(result), indent=2, default=str)),
-            )
-        elif isinstance(result, Run):
-            _print(
-                _run_dict(result, now),
-                as_json,
-                lambda: click.echo(f"run {result.id} {result.state_at(now).value}"),
+                lambda: click.echo(f"run {result.id} {result.state}"),
             )
         else:
             click.echo(f"{name}: {job}")
-        app.close()
+        backend.close()
 
 
-_job_command("show", "Show a job.", lambda app, job: app.get_job(job))
-_job_command("pause", "Pause a job (no fires until resumed).", lambda app, job: app.pause(job))
-_job_command("resume", "Resume a job (from now; no backfill).", lambda app, job: app.resume(job))
-_job_command("trigger", "Run a job now, once.", lambda app, job: app.trigger(job))
-_job_command("delete", "Delete a job (its runs stay readable).", lambda app, job: app.delete(job))
+_job_command("show", "Show a job (by name or id).", lambda b, job: b.find_job(job))
+_job_command("pause", "Pause a job (no fires until resumed).", lambda b, job: b.pause(job))
+_job_command("resume", "Resume a job (from now; no backfill).", lambda b, job: b.resume(job))
+_job_command("trigger", "Run a job now, once.", lambda b, job: b.trigger(job))
+_job_command("delete", "Delete a job (its runs stay readable).", lambda b, job: b.delete(job))
 
 
 # -- runs -------------------------------------------------------------------------------
@@ -520,7 +583,7 @@ def runs() -> None:
 
 
 @runs.command("list")
-@click.option("--job", default=None, help="Only this job's runs.")
+@click.option("--job", default=None, help="Only this job's runs (name or id).")
 @click.option("--state", "states", multiple=True, help="Filter by state (repeatable).")
 @click.option("--limit", type=int, default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
@@ -529,13 +592,9 @@ def runs_list(
     ctx: click.Context, job: str | None, states: tuple[str, ...], limit: int, as_json: bool
 ) -> None:
     """List runs, newest first."""
-    app = _app(ctx)
-    with _errors():
-        try:
-            found = app.list_runs(job, states=list(states) or None, limit=limit)
-        except ValueError as exc:
-            raise InvalidInput(str(exc), field="state") from exc
-    now = app.clock.now()
+    backend = _backend(ctx)
+    with _errors(backend.where):
+        found = backend.list_runs(job, states=list(states) or None, limit=limit)
 
     def table() -> None:
         click.echo(
@@ -543,41 +602,26 @@ def runs_list(
         )
         for run in found:
             click.echo(
-                f"{run.id:36} {run.job_name[:24]:24} {run.state_at(now).value:10} "
+                f"{run.id:36} {run.job[:24]:24} {run.state:10} "
                 f"{_dt(run.scheduled_for):25} {run.attempt:<7} {_last_error(run.error)}"
             )
 
-    _print([_run_dict(r, now) for r in found], as_json, table)
+    _print([r.model_dump(mode="json") for r in found], as_json, table)
     if not found:
-        _nothing_in(app, "runs")
-    app.close()
+        _nothing_in(backend, "runs")
+    backend.close()
 
 
 @runs.command("show")
 @click.argument("run_id")
 @click.pass_context
 def runs_show(ctx: click.Context, run_id: str) -> None:
-    """Show a run and its attempts."""
-    app = _app(ctx)
-    with _errors():
-        run = app.get_run(run_id)
-        attempts = app.attempts(run_id)
-    data = _run_dict(run, app.clock.now())
-    data["attempts"] = [
-        {
-            "number": a.number,
-            "token": a.token,
-            "worker": a.worker_id,
-            "outcome": a.outcome.value,
-            "started_at": a.started_at.isoformat(),
-            "finished_at": a.finished_at.isoformat(),
-            "error": a.error,
-            "output": a.output,
-        }
-        for a in attempts
-    ]
-    click.echo(json.dumps(data, indent=2, default=str))
-    app.close()
+    """Show a run and its attempts (JSON)."""
+    backend = _backend(ctx)
+    with _errors(backend.where):
+        run = backend.get_run(run_id)
+    click.echo(json.dumps(run.model_dump(mode="json"), indent=2))
+    backend.close()
 
 
 @runs.command("requeue")
@@ -585,11 +629,11 @@ def runs_show(ctx: click.Context, run_id: str) -> None:
 @click.pass_context
 def runs_requeue(ctx: click.Context, run_id: str) -> None:
     """Queue a dead run again with a fresh retry budget."""
-    app = _app(ctx)
-    with _errors():
-        run = app.requeue(run_id)
+    backend = _backend(ctx)
+    with _errors(backend.where):
+        run = backend.requeue(run_id)
     click.echo(f"run {run.id} queued")
-    app.close()
+    backend.close()
 
 
 @runs.command("cancel")
@@ -597,11 +641,36 @@ def runs_requeue(ctx: click.Context, run_id: str) -> None:
 @click.pass_context
 def runs_cancel(ctx: click.Context, run_id: str) -> None:
     """Cancel a waiting or running run."""
-    app = _app(ctx)
-    with _errors():
-        run = app.cancel(run_id)
+    backend = _backend(ctx)
+    with _errors(backend.where):
+        run = backend.cancel(run_id)
     click.echo(f"run {run.id} cancelled")
-    app.close()
+    backend.close()
+
+
+# -- remote servers ---------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--username", prompt=True, help="Your user name on the server.")
+@click.option("--password", prompt=True, hide_input=True, help="Prompted when not given.")
+@click.pass_context
+def login(ctx: click.Context, username: str, password: str) -> None:
+    """Log in to --server (ONCELY_SERVER) and save the access token for later commands."""
+    server = (ctx.obj or {}).get("server")
+    if not server:
+        click.echo("error: name the server with --server or ONCELY_SERVER", err=True)
+        sys.exit(EXIT_INVALID)
+    from oncely.client import ApiError, Client
+
+    with Client(server) as client:
+        try:
+            token = client.login(username, password)
+        except ApiError as exc:
+            click.echo(f"error: login to {server} refused: {exc}", err=True)
+            sys.exit(1)
+    path = save_token(server, token)
+    click.echo(f"logged in to {server} as {username}; token saved in {path}")
 
 
 from oncely.cli.crontools import register  # noqa: E402  (preview, crontab, export)
