@@ -39,6 +39,7 @@ from oncely.wire import (
 )
 
 M = TypeVar("M", bound=BaseModel)
+_KEEP: Any = object()
 
 
 class ApiError(OncelyError):
@@ -253,8 +254,10 @@ class Client:
         )
         return result.count
 
-    def trigger_job(self, job_id: str) -> RunOut:
-        run: RunOut = self._call("POST", f"/v1/jobs/{job_id}/trigger", RunOut)
+    def trigger_job(self, job_id: str, *, payload: Any = _KEEP) -> RunOut:
+        """Run the job now; ``payload`` (when given) replaces the job's for this run."""
+        body = None if payload is _KEEP else {"payload": payload}
+        run: RunOut = self._call("POST", f"/v1/jobs/{job_id}/trigger", RunOut, body=body)
         return run
 
     # -- runs -----------------------------------------------------------------------------
@@ -395,8 +398,9 @@ class AsyncClient:
         )
         return job
 
-    async def trigger_job(self, job_id: str) -> RunOut:
-        run: RunOut = await self._call("POST", f"/v1/jobs/{job_id}/trigger", RunOut)
+    async def trigger_job(self, job_id: str, *, payload: Any = _KEEP) -> RunOut:
+        body = None if payload is _KEEP else {"payload": payload}
+        run: RunOut = await self._call("POST", f"/v1/jobs/{job_id}/trigger", RunOut, body=body)
         return run
 
     async def list_runs(

@@ -217,7 +217,10 @@ class JobPatch(_In):
 
 
 class TriggerRequest(_In):
-    """Run a job now, once, outside its schedule."""
+    """Run a job now, once, outside its schedule; ``payload`` (when given, even null)
+    replaces the job's payload for this run only."""
+
+    payload: Any = None
 
 
 class BulkFilter(_In):

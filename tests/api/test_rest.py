@@ -357,3 +357,27 @@ def test_schedule_preview_flags_dst_and_names_bad_tokens(rest: Rest) -> None:
         "alice", "POST", "/v1/preview", json={"cron": "* * * * *", "timezone": "Nowhere/X"}
     )
     assert r.status_code == 422 and r.json()["error"]["field"] == "timezone"
+
+
+def test_trigger_with_a_payload_override_runs_with_it(rest: Rest) -> None:
+    from tests.integration.test_app_embedded import run_until
+
+    seen: list[Any] = []
+
+    @rest.app.task("report")
+    def report(ctx: Any) -> None:
+        seen.append(ctx.payload)
+
+    job = make_job(rest)
+    jid = job["id"]
+    own = rest.call("alice", "POST", f"/v1/jobs/{jid}/trigger", json={"payload": {"to": "b"}})
+    assert own.status_code == 201, own.text
+    plain = rest.call("alice", "POST", f"/v1/jobs/{jid}/trigger")
+    assert plain.status_code == 201
+    big = rest.call("alice", "POST", f"/v1/jobs/{jid}/trigger", json={"payload": "x" * 300_000})
+    assert big.status_code == 422 and big.json()["error"]["field"] == "payload"
+    bad = rest.call("alice", "POST", f"/v1/jobs/{jid}/trigger", json={"payload": 1, "when": "now"})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "when"
+    run_until(rest.app, lambda: len(seen) >= 2)
+    assert sorted(seen, key=str) == sorted([{"to": "b"}, {"to": "a@example.com"}], key=str)
+    assert rest.call("alice", "GET", f"/v1/jobs/{jid}").json()["payload"] == {"to": "a@example.com"}

@@ -114,3 +114,28 @@ def test_run_search_filters_pages_and_scopes(store: Store) -> None:
             break
         before = (page[-1].scheduled_for, page[-1].id)
     assert pages == ids("alice") and len(pages) == 6
+
+
+def test_a_manual_run_may_carry_its_own_payload(store: Store) -> None:
+    import json
+
+    from oncely.ports.store import ClaimParams, PayloadOverride
+
+    job = make_job(payload={"from": "job"})
+    store.job_create(job, now=T0)
+    plain = store.job_trigger(job.owner, job.id, run_id=new_id(0), now=T0)
+    own = store.job_trigger(
+        job.owner,
+        job.id,
+        run_id=new_id(1),
+        now=T0,
+        payload=PayloadOverride({"from": "trigger"}, json.dumps({"from": "trigger"})),
+    )
+    null = store.job_trigger(
+        job.owner, job.id, run_id=new_id(2), now=T0, payload=PayloadOverride(None, "null")
+    )
+    claimed = store.run_claim(ClaimParams("w", "default", 10, later(1), TTL))
+    payloads = {c.run_id: c.payload for c in claimed}
+    assert payloads == {plain.id: {"from": "job"}, own.id: {"from": "trigger"}, null.id: None}
+    stored = store.job_get(job.owner, job.id)
+    assert stored is not None and stored.payload == {"from": "job"}

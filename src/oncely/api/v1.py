@@ -45,6 +45,7 @@ from oncely.wire import (
     RunOut,
     RunPage,
     RunStateName,
+    TriggerRequest,
     job_out,
     run_detail,
     run_out,
@@ -240,9 +241,15 @@ def v1_router(service: Service) -> APIRouter:
         tags=["jobs"],
         response_model=RunOut,
     )
-    def trigger_job(who: Writer, job_id: Annotated[str, Path(max_length=64)]) -> RunOut:
+    def trigger_job(
+        who: Writer,
+        job_id: Annotated[str, Path(max_length=64)],
+        body: Annotated[TriggerRequest | None, Body()] = None,
+    ) -> RunOut:
         """Run the job now, once, outside its schedule (a manual run never takes a fire's
-        place)."""
+        place); ``payload`` replaces the job's payload for this run only."""
+        if body is not None and "payload" in body.model_fields_set:
+            return run_out(jobs.trigger(who, job_id, payload=body.payload), now())
         return run_out(jobs.trigger(who, job_id), now())
 
     @router.get(

@@ -183,6 +183,15 @@ class JobVersion:
 
 
 @dataclass(frozen=True)
+class PayloadOverride:
+    """A manual run's own payload, in place of its job's (``value`` may be None: JSON null).
+    ``text`` is its JSON text, already size-checked (``oncely.domain.jobs.encode_payload``)."""
+
+    value: Any
+    text: str
+
+
+@dataclass(frozen=True)
 class JobQuery:
     """A page of live jobs ordered by (name, id), filtered. ``after`` is the (name, id) of
     the last job of the previous page. ``last_outcome`` matches the stored state of the job's
@@ -317,9 +326,11 @@ class Store(Protocol):
         run_id: str,
         now: datetime,
         actor: str | None = None,
+        payload: PayloadOverride | None = None,
     ) -> Run:
         """Create a manual run due now. ``NotFound`` for an unknown job. Audited as
-        ``job.trigger`` (details: the run's id)."""
+        ``job.trigger`` (details: the run's id). With ``payload``, the run's attempts get
+        ``payload.value`` instead of the job's payload (the job is not changed)."""
         ...
 
     def job_versions_list(

@@ -20,7 +20,7 @@ from oncely.domain.actions import (
 )
 from oncely.domain.errors import InvalidInput, NotFound
 from oncely.domain.ids import looks_like_id, new_id
-from oncely.domain.jobs import SHARD_COUNT, Job, shard_of, validate_job_parts
+from oncely.domain.jobs import SHARD_COUNT, Job, encode_payload, shard_of, validate_job_parts
 from oncely.domain.policy import Policy
 from oncely.domain.principal import Permission, Principal
 from oncely.domain.runs import Run
@@ -33,7 +33,7 @@ from oncely.domain.schedule import (
     next_fire,
     parse_interval,
 )
-from oncely.ports.store import JobQuery
+from oncely.ports.store import JobQuery, PayloadOverride
 from oncely.service.deps import ServiceDeps, actor, require
 from oncely.wire import (
     HttpSpec,
@@ -47,6 +47,9 @@ from oncely.wire import (
 )
 
 log = logging.getLogger("oncely.service")
+
+KEEP: Any = object()
+"""``trigger(payload=KEEP)``: the run gets the job's own payload."""
 
 BULK_LIMIT = 10_000
 """The most jobs or runs one bulk call changes (a filter matching more is refused)."""
@@ -433,8 +436,13 @@ class JobService:
         if not self.deps.store().job_delete(who.scope, job.id, now=self._now(), actor=actor(who)):
             raise NotFound(f"no job with id {job_id!r}")
 
-    def trigger(self, who: Principal, job_id: str) -> Run:
-        """Run the job now, once, outside its schedule (its own run: never a fire's)."""
+    def trigger(self, who: Principal, job_id: str, *, payload: Any = KEEP) -> Run:
+        """Run the job now, once, outside its schedule (its own run: never a fire's). With
+        ``payload``, this run gets it instead of the job's (the job is not changed)."""
+        override = None
+        if payload is not KEEP:
+            text = encode_payload(payload)
+            override = PayloadOverride(payload, "null" if text is None else text)
         require(who, Permission.WRITE)
         job = self.get(who, job_id)
         if is_privileged(job.action):
@@ -446,6 +454,7 @@ class JobService:
             run_id=new_id(int(now.timestamp() * 1000)),
             now=now,
             actor=actor(who),
+            payload=override,
         )
         self.deps.wake_worker(run.queue)
         return run

@@ -172,9 +172,10 @@ WHERE job_id = %(job_id)s AND state IN ('pending', 'queued', 'retrying');
 -- own key space (the unique fire key covers scheduled fires only): it never takes a fire's.
 WITH inserted AS (
     INSERT INTO runs (id, job_id, owner, scheduled_for, due_at, state, queue, priority,
-                      overlap, manual, created_at)
+                      overlap, manual, created_at, payload)
     SELECT %(id)s, j.id, j.owner, %(now)s, %(now)s, 'queued', j.policy ->> 'queue',
-           (j.policy ->> 'priority')::smallint, j.policy ->> 'overlap', true, %(now)s
+           (j.policy ->> 'priority')::smallint, j.policy ->> 'overlap', true, %(now)s,
+           %(payload)s::jsonb
     FROM jobs j
     WHERE j.id = %(job_id)s AND j.deleted_at IS NULL
       AND (%(owner)s::text IS NULL OR j.owner = %(owner)s)
@@ -342,7 +343,7 @@ WHERE r.id = c.id AND j.id = r.job_id
   AND r.id = ANY(%(ids)b::uuid[])
 RETURNING c.ord, r.id, r.job_id, r.owner, r.queue, r.scheduled_for, r.attempt, r.failures,
           r.token, r.started_at, r.lease_expires_at, j.name AS job_name, j.action,
-          j.payload::text AS payload, j.policy;
+          COALESCE(r.payload, j.payload)::text AS payload, j.policy;
 
 -- name: runs_heartbeat
 UPDATE runs r SET lease_expires_at = %(lease_expires_at)s

@@ -85,6 +85,7 @@ from oncely.ports.store import (
     JobQuery,
     JobVersion,
     Lease,
+    PayloadOverride,
     RunQuery,
 )
 
@@ -464,6 +465,7 @@ class PostgresStore(PostgresNotifications):
         run_id: str,
         now: datetime,
         actor: str | None = None,
+        payload: PayloadOverride | None = None,
     ) -> Run:
         uid = _uuid(job_id)
         if uid is None:
@@ -472,7 +474,13 @@ class PostgresStore(PostgresNotifications):
             rows = _fetch(
                 conn,
                 "run_trigger",
-                {"id": UUID(run_id), "job_id": uid, "owner": owner, "now": now},
+                {
+                    "id": UUID(run_id),
+                    "job_id": uid,
+                    "owner": owner,
+                    "now": now,
+                    "payload": None if payload is None else payload.text,
+                },
             )
             if not rows:
                 if not _fetch(conn, "job_by_id", {"id": uid, "owner": owner}):

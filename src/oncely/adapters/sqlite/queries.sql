@@ -165,7 +165,8 @@ WHERE id = :id AND state IN ('pending', 'queued', 'retrying', 'running');
 
 -- name: claimed_details
 SELECT r.id, r.job_id, r.owner, r.queue, r.scheduled_for, r.attempt, r.failures, r.token,
-       r.started_at, r.lease_expires_at, j.name AS job_name, j.action, j.payload, j.policy
+       r.started_at, r.lease_expires_at, j.name AS job_name, j.action,
+       COALESCE(r.payload, j.payload) AS payload, j.policy
 FROM runs r JOIN jobs j ON j.id = r.job_id
 WHERE r.id = :id;
 
@@ -199,6 +200,10 @@ LIMIT :limit;
 -- name: runs_next_due
 SELECT min(due_at) AS due FROM runs
 WHERE queue = :queue AND state IN ('pending', 'queued', 'retrying');
+
+-- name: run_set_payload
+-- A manual run's own payload (JSON text).
+UPDATE runs SET payload = :payload WHERE id = :id;
 
 -- name: run_by_id
 SELECT r.*, j.name AS job_name FROM runs r JOIN jobs j ON j.id = r.job_id

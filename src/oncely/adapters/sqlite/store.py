@@ -65,6 +65,7 @@ from oncely.ports.store import (
     JobQuery,
     JobVersion,
     Lease,
+    PayloadOverride,
     RunQuery,
 )
 
@@ -436,6 +437,7 @@ class SqliteStore(SqliteNotifications):
         run_id: str,
         now: datetime,
         actor: str | None = None,
+        payload: PayloadOverride | None = None,
     ) -> Run:
         with self._write() as conn:
             row = conn.execute(Q["job_by_id"], {"id": job_id, "owner": owner}).fetchone()
@@ -463,6 +465,8 @@ class SqliteStore(SqliteNotifications):
             )
             if cur.rowcount == 0:
                 raise Conflict("a run of this job is already scheduled for this instant; retry")
+            if payload is not None:
+                conn.execute(Q["run_set_payload"], {"id": run_id, "payload": payload.text})
             run_row = conn.execute(Q["run_by_id"], {"id": run_id, "owner": None}).fetchone()
             _audit(
                 conn,
