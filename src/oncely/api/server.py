@@ -12,6 +12,8 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 
 from oncely.api.auth import PUBLIC, LoginLimits, check_routes, install_auth
+from oncely.api.errors import BodyLimit, install_error_handlers
+from oncely.api.v1 import v1_router
 
 if TYPE_CHECKING:
     from oncely.auth import Authenticator
@@ -33,8 +35,16 @@ def create_http_app(
     service: Service | None = None,
 ) -> FastAPI:
     """The HTTP app. Every route declares who may call it (``oncely.api.auth``): an app with
-    a route that does not is refused here."""
-    api = FastAPI(title="oncely", version="0.1.0")
+    a route that does not is refused here. The REST resources (``/v1``) are served only
+    together with authentication: never open."""
+    api = FastAPI(
+        title="oncely",
+        version="0.1.0",
+        description="Jobs, runs and schedules of an oncely cluster. Every /v1 route needs "
+        "an access token (POST /v1/auth/token) or an API key as a bearer credential.",
+    )
+    install_error_handlers(api)
+    api.add_middleware(BodyLimit)
 
     @api.get("/healthz", dependencies=[PUBLIC])
     async def healthz() -> dict[str, str]:
@@ -61,6 +71,7 @@ def create_http_app(
     if auth is not None:
         install_auth(api, auth, login_limits)
         if service is not None:
+            api.include_router(v1_router(service))
             from oncely.api.notifications import notifications_router
             from oncely.web import install_web
 
