@@ -200,6 +200,7 @@ class App:
         http: str | Mapping[str, Any] | None = None,
         shell: Sequence[str] | Mapping[str, Any] | None = None,
         sql: Mapping[str, Any] | None = None,
+        email: Mapping[str, Any] | None = None,
         payload: Any = _D.payload,
         retries: int = _D.retries,
         base_delay: float = _D.base_delay,

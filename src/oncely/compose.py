@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from oncely.config import Settings
-from oncely.domain.actions import Action, HttpAction, ShellAction, SqlAction
+from oncely.domain.actions import Action, EmailAction, HttpAction, ShellAction, SqlAction
 from oncely.domain.errors import InvalidInput
 from oncely.domain.notify import ChannelKind
 from oncely.ports.actions import ActionExecutor, ActionSettings
@@ -69,6 +69,7 @@ def build_executors(
 ) -> dict[str, ActionExecutor]:
     """One executor per action kind, obeying the server's action settings."""
     from oncely.adapters.actions import HttpExecutor, ShellExecutor, SqlExecutor
+    from oncely.adapters.actions.email import EmailExecutor
 
     action_settings = settings.action_settings()
     return {
@@ -76,6 +77,7 @@ def build_executors(
         "http": HttpExecutor(action_settings),
         "shell": ShellExecutor(action_settings),
         "sql": SqlExecutor(action_settings),
+        "email": EmailExecutor(action_settings),
     }
 
 
@@ -102,6 +104,11 @@ def check_action_allowed(action: Action, settings: ActionSettings) -> None:
         from oncely.adapters.actions.netguard import validate_http_target
 
         validate_http_target(action.url, settings)
+    if isinstance(action, EmailAction) and not (settings.smtp_url and settings.smtp_from):
+        raise InvalidInput(
+            "email actions need an SMTP relay: the server admin sets smtp_url and smtp_from",
+            field="email",
+        )
     if isinstance(action, SqlAction) and action.connection not in settings.sql_connections:
         raise InvalidInput(
             f"unknown SQL connection {action.connection!r}; "

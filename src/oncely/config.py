@@ -35,7 +35,7 @@ from oncely.domain.errors import InvalidInput
 from oncely.ports.actions import ActionSettings
 
 ENV_PREFIX = "ONCELY_"
-SECRET_FIELDS = frozenset({"store", "sql_connections"})
+SECRET_FIELDS = frozenset({"store", "sql_connections", "smtp_url"})
 """Settings whose values may carry passwords (URLs): masked by ``oncely config show``."""
 
 
@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     """Run the notification deliverer and dead-man's switch with the scheduler role."""
     notify_timeout: float = Field(default=10.0, gt=0, le=600)
     """Seconds a webhook delivery may take (Apprise channels get at least 30)."""
+    smtp_url: str | None = None
+    """The relay of ``email`` actions: ``smtp://host:25``, ``smtp+starttls://user:pass@host:587``
+    or ``smtps://user:pass@host:465``. None: email actions are refused."""
+    smtp_from: str | None = None
+    """The sender address of ``email`` actions."""
 
     _origins: dict[str, str] = PrivateAttr(default_factory=dict)
     _error_origins: ClassVar[Mapping[str, str]] = {}
@@ -157,6 +162,8 @@ class Settings(BaseSettings):
             http_allow_private=self.http_allow_private,
             http_allowed_networks=self.http_allowed_networks,
             sql_connections=dict(self.sql_connections),
+            smtp_url=self.smtp_url,
+            smtp_from=self.smtp_from,
         )
 
     def origin(self, name: str) -> str:

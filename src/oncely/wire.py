@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 
 from oncely.domain.actions import (
     Action,
+    EmailAction,
     HttpAction,
     PythonAction,
     ShellAction,
@@ -50,7 +51,7 @@ Overlap = Literal["allow", "forbid", "replace"]
 Misfire = Literal["run_once", "run_all", "skip"]
 DstGap = Literal["shift", "skip"]
 DstFold = Literal["first", "last", "both"]
-ActionKind = Literal["python", "http", "shell", "sql"]
+ActionKind = Literal["python", "http", "shell", "sql", "email"]
 RunStateName = Literal[
     "pending",
     "queued",
@@ -83,6 +84,17 @@ class HttpSpec(_In):
     body: Annotated[str, Field(max_length=MAX_PAYLOAD_BYTES)] | None = None
     timeout: float = 30.0
     success_statuses: Annotated[list[int], Field(max_length=100)] = Field(default_factory=list)
+
+
+class EmailSpec(_In):
+    """Send an email through the server's SMTP relay (``smtp_*`` settings)."""
+
+    to: Annotated[list[Annotated[str, Field(max_length=320)]], Field(min_length=1, max_length=50)]
+    subject: Annotated[str, Field(min_length=1, max_length=998)]
+    body: Annotated[str, Field(max_length=MAX_PAYLOAD_BYTES)] = ""
+    cc: Annotated[list[Annotated[str, Field(max_length=320)]], Field(max_length=50)] = Field(
+        default_factory=list
+    )
 
 
 class ShellSpec(_In):
@@ -132,6 +144,7 @@ class JobFields(_In):
     http: Url | HttpSpec | None = None
     shell: Annotated[list[str], Field(max_length=MAX_ARGV_ITEMS)] | ShellSpec | None = None
     sql: SqlSpec | None = None
+    email: EmailSpec | None = None
     payload: Any = None
     # Defaults that ride out a minute-long outage of the target (docs/guarantees.md): the
     # waits before retries 1..8 are drawn from [0, 4], [0, 8], ... [0, 256], [0, 300] s, so a
@@ -203,6 +216,7 @@ class JobPatch(_In):
     http: Url | HttpSpec | None = None
     shell: Annotated[list[str], Field(max_length=MAX_ARGV_ITEMS)] | ShellSpec | None = None
     sql: SqlSpec | None = None
+    email: EmailSpec | None = None
     payload: Any = None
     retries: int | None = None
     base_delay: float | None = None
@@ -295,6 +309,9 @@ class ActionOut(BaseModel):
     connection: str | None = None
     statement: str | None = None
     params: dict[str, Any] | None = None
+    to: list[str] | None = None
+    cc: list[str] | None = None
+    subject: str | None = None
 
 
 class PolicyOut(BaseModel):
@@ -476,6 +493,14 @@ def action_out(action: Action) -> ActionOut:
         )
     if isinstance(action, PythonAction):
         return ActionOut(kind="python", task=action.task)
+    if isinstance(action, EmailAction):
+        return ActionOut(
+            kind="email",
+            to=list(action.to),
+            cc=list(action.cc),
+            subject=action.subject,
+            body=action.body,
+        )
     assert isinstance(action, SqlAction)
     return ActionOut(
         kind="sql",

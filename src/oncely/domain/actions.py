@@ -79,7 +79,24 @@ class SqlAction:
     kind: Literal["sql"] = "sql"
 
 
-Action = HttpAction | ShellAction | PythonAction | SqlAction
+@dataclass(frozen=True)
+class EmailAction:
+    """Send an email through the server's SMTP relay (configured by the server, never by the
+    job). The run's id is the message's ``Message-ID``, so a retried attempt is the same
+    message to any mail system that dedupes on it."""
+
+    to: tuple[str, ...]
+    subject: str
+    body: str
+    cc: tuple[str, ...] = ()
+    kind: Literal["email"] = "email"
+
+
+Action = HttpAction | ShellAction | PythonAction | SqlAction | EmailAction
+
+MAX_EMAIL_RECIPIENTS = 50
+MAX_EMAIL_BODY_BYTES = 256 * 1024
+_ADDRESS = re.compile(r"^[^@\s<>,;\x00-\x1f]{1,64}@[A-Za-z0-9.\-]{1,253}\.[A-Za-z0-9\-]{2,63}$")
 
 
 def _require_str(value: object, name: str) -> str:
@@ -145,12 +162,40 @@ def validate_action(action: Action) -> Action:
     elif isinstance(action, PythonAction):
         if not _TASK_NAME.match(action.task) or len(action.task) > MAX_NAME_CHARS:
             raise InvalidInput(f"invalid task name {action.task!r}", field="task")
+    elif isinstance(action, EmailAction):
+        _validate_email(action)
     elif isinstance(action, SqlAction):
         _require_str(action.connection, "sql.connection")
         _require_str(action.statement, "sql.statement")
         if len(action.statement) > MAX_STATEMENT_CHARS:
             raise InvalidInput("sql.statement is too long", field="sql.statement")
     return action
+
+
+def _validate_email(action: EmailAction) -> None:
+    recipients = (*action.to, *action.cc)
+    if not action.to:
+        raise InvalidInput("email.to needs at least one address", field="email.to")
+    if len(recipients) > MAX_EMAIL_RECIPIENTS:
+        raise InvalidInput(
+            f"at most {MAX_EMAIL_RECIPIENTS} recipients (to and cc)", field="email.to"
+        )
+    for where, addresses in (("email.to", action.to), ("email.cc", action.cc)):
+        for address in addresses:
+            if not isinstance(address, str) or not _ADDRESS.match(address):
+                raise InvalidInput(f"{address!r} is not an email address", field=where)
+    if not isinstance(action.subject, str) or not action.subject.strip():
+        raise InvalidInput("email.subject must not be empty", field="email.subject")
+    if len(action.subject) > 998 or "\r" in action.subject or "\n" in action.subject:
+        raise InvalidInput(
+            "email.subject must be one line of at most 998 characters", field="email.subject"
+        )
+    if not isinstance(action.body, str):
+        raise InvalidInput("email.body must be a string", field="email.body")
+    if len(action.body.encode("utf-8", errors="replace")) > MAX_EMAIL_BODY_BYTES:
+        raise InvalidInput(
+            f"email.body is larger than {MAX_EMAIL_BODY_BYTES // 1024} KiB", field="email.body"
+        )
 
 
 def action_to_dict(action: Action) -> dict[str, Any]:
@@ -177,6 +222,16 @@ def action_to_dict(action: Action) -> dict[str, Any]:
         return shell
     if isinstance(action, PythonAction):
         return {"kind": "python", "task": action.task}
+    if isinstance(action, EmailAction):
+        email: dict[str, Any] = {
+            "kind": "email",
+            "to": list(action.to),
+            "subject": action.subject,
+            "body": action.body,
+        }
+        if action.cc:
+            email["cc"] = list(action.cc)
+        return email
     return {
         "kind": "sql",
         "connection": action.connection,
@@ -208,6 +263,14 @@ def action_from_dict(data: Mapping[str, Any]) -> Action:
             )
         elif kind == "python":
             action = PythonAction(task=data["task"])
+        elif kind == "email":
+            to, cc = data["to"], data.get("cc") or ()
+            action = EmailAction(
+                to=(to,) if isinstance(to, str) else tuple(to),
+                subject=data["subject"],
+                body=data.get("body", ""),
+                cc=(cc,) if isinstance(cc, str) else tuple(cc),
+            )
         elif kind == "sql":
             action = SqlAction(
                 connection=data["connection"],

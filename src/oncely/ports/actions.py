@@ -56,6 +56,10 @@ class ActionSettings:
     sql_connections: Mapping[str, str] = field(default_factory=dict)
     """Connection names an admin configured -> connection URLs (postgresql://, sqlite:///)."""
     max_output_bytes: int = 64 * 1024
+    smtp_url: str | None = None
+    """The SMTP relay email actions send through (a secret: it may hold a password)."""
+    smtp_from: str | None = None
+    """The sender address of email actions."""
 
 
 class ActionExecutor(Protocol):

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from oncely.domain.actions import (
     Action,
+    EmailAction,
     HttpAction,
     PythonAction,
     ShellAction,
@@ -36,6 +37,7 @@ from oncely.domain.schedule import (
 from oncely.ports.store import JobQuery, PayloadOverride
 from oncely.service.deps import ServiceDeps, actor, require
 from oncely.wire import (
+    EmailSpec,
     HttpSpec,
     JobCreate,
     JobFields,
@@ -66,13 +68,13 @@ _SCHEDULE_PARTS = (
     "jitter",
     "anchor",
 )
-_ACTION_FIELDS = ("task", "http", "shell", "sql")
+_ACTION_FIELDS = ("task", "http", "shell", "sql", "email")
 
 
 def build_action(fields: JobFields | JobPatch) -> Action:
     given = [k for k in _ACTION_FIELDS if getattr(fields, k)]
     if len(given) != 1:
-        raise InvalidInput("give exactly one of task, http, shell or sql", field="action")
+        raise InvalidInput("give exactly one of task, http, shell, sql or email", field="action")
     if fields.task is not None:
         return validate_action(PythonAction(task=fields.task))
     if fields.http is not None:
@@ -83,6 +85,8 @@ def build_action(fields: JobFields | JobPatch) -> Action:
         if not isinstance(shell, ShellSpec):
             shell = ShellSpec(argv=shell)
         return action_from_dict({"kind": "shell", **shell.model_dump()})
+    if fields.email is not None:
+        return action_from_dict({"kind": "email", **fields.email.model_dump()})
     assert fields.sql is not None
     return action_from_dict({"kind": "sql", **fields.sql.model_dump()})
 
@@ -184,6 +188,8 @@ def fields_of(job: Job) -> dict[str, Any]:
         )
     elif isinstance(a, ShellAction):
         out["shell"] = ShellSpec(argv=list(a.argv), env=dict(a.env), cwd=a.cwd)
+    elif isinstance(a, EmailAction):
+        out["email"] = EmailSpec(to=list(a.to), subject=a.subject, body=a.body, cc=list(a.cc))
     else:
         out["sql"] = SqlSpec(
             connection=a.connection,
