@@ -220,6 +220,7 @@ class App:
         anchor: datetime | str | None = None,
         paused: bool = _D.paused,
         deadline: float | str | None = _D.deadline,
+        retention: float | None = _D.retention,
         replace: bool = False,
         owner: str | None = None,
     ) -> Job:
@@ -361,6 +362,10 @@ class App:
             )
         if scheduler and self.settings.notify:
             components.append(compose.notify_service(store, self.clock, self.settings))
+        if scheduler and self.settings.retention:
+            components.append(
+                compose.retention_service(store, self.clock, self.settings, self.events)
+            )
         self._engine = engine
         try:
             await engine.run(

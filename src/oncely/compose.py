@@ -222,6 +222,37 @@ def notify_service(
     return start
 
 
+def retention_service(
+    store: Store, clock: Clock, settings: Settings, events: EventBus
+) -> ComponentStarter:
+    """The retention service (``oncely.runtime.retention``), started with the scheduler
+    role: it prunes only while it holds the cluster's retention lease."""
+    from oncely.ports.store import RetentionAges
+    from oncely.runtime.retention import RetentionConfig, RetentionService
+
+    def age(seconds: float) -> timedelta | None:
+        return timedelta(seconds=seconds) if seconds > 0 else None
+
+    config = RetentionConfig(
+        ages=RetentionAges(
+            succeeded=age(settings.retention_succeeded),
+            skipped=age(settings.retention_skipped),
+            missed=age(settings.retention_missed),
+            cancelled=age(settings.retention_cancelled),
+        ),
+        batch=settings.retention_batch,
+        interval=settings.retention_interval,
+    )
+
+    async def start() -> Component:
+        holder = f"retention:{socket.gethostname()}:{os.getpid()}:{random.getrandbits(24):06x}"
+        service = RetentionService(store, clock, holder=holder, config=config, events=events)
+        stop = asyncio.Event()
+        return _TaskComponent(stop, asyncio.create_task(service.run(stop)))
+
+    return start
+
+
 def check_channel(kind: ChannelKind, url: str, settings: ActionSettings) -> None:
     """Refuse a channel URL that can never be delivered to (see ``adapters.notify``)."""
     from oncely.adapters.notify import check_channel as check

@@ -69,6 +69,17 @@ class Settings(BaseSettings):
     login_attempts_per_address: int = Field(default=30, ge=1)
     """Logins per client address per ``login_window`` before 429 (per API process)."""
     login_window: float = Field(default=60.0, ge=1, le=86_400)
+    retention: bool = True
+    """Run the retention service (deletes old finished runs) with the scheduler role."""
+    retention_succeeded: float = Field(default=7 * 86400, ge=0)
+    """Seconds succeeded runs are kept (0: forever). A job's ``retention`` replaces it."""
+    retention_skipped: float = Field(default=7 * 86400, ge=0)
+    retention_missed: float = Field(default=30 * 86400, ge=0)
+    retention_cancelled: float = Field(default=30 * 86400, ge=0)
+    retention_batch: int = Field(default=1000, ge=1, le=100_000)
+    """Runs deleted per statement at most."""
+    retention_interval: float = Field(default=60.0, gt=0, le=86400)
+    """Seconds between two retention passes."""
     notify: bool = True
     """Run the notification deliverer and dead-man's switch with the scheduler role."""
     notify_timeout: float = Field(default=10.0, gt=0, le=600)
@@ -107,7 +118,7 @@ class Settings(BaseSettings):
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("allow_shell", "http_allow_private", "notify", mode="before")
+    @field_validator("allow_shell", "http_allow_private", "notify", "retention", mode="before")
     @classmethod
     def _boolean(cls, value: Any) -> Any:
         if isinstance(value, str):

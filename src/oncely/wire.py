@@ -163,6 +163,8 @@ class JobFields(_In):
     deadline: ShortText | float | None = None
     """Dead-man's switch: the job must succeed at least this often (``26h`` or seconds);
     when it does not, rules with the ``deadman`` event notify."""
+    retention: float | None = None
+    """Seconds this job's finished runs are kept (None: the server's ages per state)."""
 
 
 class JobCreate(JobFields):
@@ -326,6 +328,7 @@ class PolicyOut(BaseModel):
     queue: str
     priority: int
     deadline: float | None = None
+    retention: float | None = None
 
 
 class JobOut(BaseModel):
@@ -523,6 +526,7 @@ def policy_out(policy: Policy) -> PolicyOut:
         queue=policy.queue,
         priority=policy.priority,
         deadline=policy.deadline,
+        retention=policy.retention,
     )
 
 

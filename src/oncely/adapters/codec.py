@@ -64,6 +64,7 @@ _STORED_POLICY_DEFAULTS: dict[str, Any] = {
     "misfire_grace": 60.0,
     "misfire_cap": 100,
     "deadline": None,
+    "retention": None,
 }
 _STORED_SCHEDULE_DEFAULTS: dict[str, Any] = {
     "timezone": "UTC",

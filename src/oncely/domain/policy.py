@@ -38,6 +38,9 @@ class Policy:
     """Dead-man's switch: the job must have succeeded within this many seconds (counted
     from its last success, or from when the deadline was set); when it passes, rules with
     the ``deadman`` event notify, whatever the cause. None: no deadline."""
+    retention: float | None = None
+    """Seconds this job's finished runs (any end state but ``dead``) are kept before the
+    retention service deletes them; None: the server's ages per state apply."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.max_retries <= 1000:
@@ -66,6 +69,8 @@ class Policy:
             raise InvalidInput("queue must be 1-64 letters, digits, '_', '.' or '-'", field="queue")
         if not -1000 <= self.priority <= 1000:
             raise InvalidInput("priority must be between -1000 and 1000", field="priority")
+        if self.retention is not None and not 60 <= self.retention <= 10 * 366 * 86400:
+            raise InvalidInput("retention must be between 60 s and 10 years", field="retention")
         if self.deadline is not None and not 60 <= self.deadline <= 366 * 86400:
             raise InvalidInput("deadline must be between 60 s and 366 days", field="deadline")
 
@@ -83,6 +88,7 @@ def policy_to_dict(policy: Policy) -> dict[str, Any]:
         "queue": policy.queue,
         "priority": policy.priority,
         "deadline": policy.deadline,
+        "retention": policy.retention,
     }
 
 

@@ -178,6 +178,12 @@ class RuntimeMetrics(Collector):
             "Leases this process took after their holder let them expire.",
             registry=r,
         )
+        self.retention = Counter(
+            "oncely_retention_deleted",
+            "Rows the retention service deleted: finished runs, their attempts, purged jobs.",
+            ["kind"],
+            registry=r,
+        )
         self.store_seconds = Histogram(
             "oncely_store_call_seconds",
             "Store call latency, by store method.",
@@ -250,6 +256,10 @@ class RuntimeMetrics(Collector):
             self.lease_changes.labels("lost").inc(len(event.names))
         elif isinstance(event, ev.Takeover):
             self.takeovers.inc()
+        elif isinstance(event, ev.RetentionPruned):
+            self.retention.labels("runs").inc(event.runs)
+            self.retention.labels("attempts").inc(event.attempts)
+            self.retention.labels("jobs").inc(event.jobs)
 
     def _started(self, event: ev.AttemptsStarted) -> None:
         started: Tally[str] = Tally()

@@ -220,6 +220,48 @@ class RunQuery:
     until: datetime | None = None
 
 
+PRUNABLE_STATES = (RunState.SUCCEEDED, RunState.SKIPPED, RunState.MISSED, RunState.CANCELLED)
+"""End states whose runs retention may delete. ``dead`` is not one: a dead run is kept until
+someone handles it (requeues it, or cancels the job's history by hand)."""
+
+
+@dataclass(frozen=True)
+class RetentionAges:
+    """How long finished runs are kept, per end state (None: forever). A job's own
+    ``Policy.retention`` replaces these ages for its runs."""
+
+    succeeded: timedelta | None = timedelta(days=7)
+    skipped: timedelta | None = timedelta(days=7)
+    missed: timedelta | None = timedelta(days=30)
+    cancelled: timedelta | None = timedelta(days=30)
+
+    def cutoffs(self, now: datetime) -> dict[str, datetime | None]:
+        """Per prunable state: runs that finished before this instant may go."""
+        return {
+            state.value: None if (age := getattr(self, state.value)) is None else now - age
+            for state in PRUNABLE_STATES
+        }
+
+    def horizon(self, now: datetime, shortest_job_age: float | None) -> datetime | None:
+        """The newest instant a run may have finished before and still go (given the
+        shortest per-job retention, in seconds): a pass reads no run scheduled after it.
+        None: nothing is ever pruned."""
+        candidates = [c for c in self.cutoffs(now).values() if c is not None]
+        if shortest_job_age is not None:
+            candidates.append(now - timedelta(seconds=float(shortest_job_age)))
+        return max(candidates) if candidates else None
+
+
+@dataclass(frozen=True)
+class PruneBatch:
+    """What one ``runs_prune`` call deleted, and where the next call of the same pass
+    starts (None: the pass reached the end)."""
+
+    runs: int
+    attempts: int
+    next_after: tuple[datetime, str] | None
+
+
 class Store(Protocol):
     dialect: str
     """``sqlite`` or ``postgresql``."""
@@ -461,7 +503,34 @@ class Store(Protocol):
         ...
 
     def run_counts(self, owner: str | None) -> dict[str, int]:
-        """Number of runs per stored state."""
+        """Number of runs per stored live state (``pending``, ``queued``, ``retrying``,
+        ``running``) and of ``dead`` runs; states with none are left out. Read from the
+        partial indexes of those states: never a scan of finished runs, whose numbers are
+        counters (``/metrics``)."""
+        ...
+
+    # -- retention ------------------------------------------------------------------------
+
+    def runs_prune(
+        self,
+        ages: RetentionAges,
+        *,
+        now: datetime,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> PruneBatch:
+        """Delete up to ``limit`` finished runs older than their retention, with their
+        attempts, in one short transaction (rows another transaction holds are skipped,
+        never waited for). A run goes when it is in a prunable end state (never ``dead``)
+        and finished before ``now`` minus its age: its job's ``Policy.retention`` if set,
+        else ``ages`` for its state. Runs are visited in (scheduled_for, id) order from
+        ``after`` (exclusive; None: the beginning); ``next_after`` continues the pass, so a
+        pass reads each old run once, whatever it keeps."""
+        ...
+
+    def jobs_purge(self, *, before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` jobs deleted before ``before`` that have no run left (their
+        job versions go with them; the audit log keeps its entries). Returns how many."""
         ...
 
     # -- users, API keys, secrets ---------------------------------------------------------

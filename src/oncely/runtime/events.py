@@ -176,6 +176,17 @@ class StoreCall:
     error: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class RetentionPruned:
+    """The retention service deleted finished runs (with their attempts) and purged jobs."""
+
+    node: str
+    runs: int
+    attempts: int
+    jobs: int
+    at: datetime
+
+
 Event = (
     FiresMaterialized
     | RunsMissed
@@ -188,6 +199,7 @@ Event = (
     | LeasesLost
     | Takeover
     | StoreCall
+    | RetentionPruned
 )
 
 E = TypeVar("E")
@@ -423,6 +435,7 @@ __all__ = [
     "FiresMaterialized",
     "LeasesGained",
     "LeasesLost",
+    "RetentionPruned",
     "RunDead",
     "RunRetrying",
     "RunsMissed",

@@ -103,6 +103,7 @@ def build_policy(fields: JobFields) -> Policy:
         queue=fields.queue,
         priority=fields.priority,
         deadline=deadline_seconds(fields.deadline),
+        retention=fields.retention,
     )
 
 
@@ -208,6 +209,7 @@ def fields_of(job: Job) -> dict[str, Any]:
         queue=p.queue,
         priority=p.priority,
         deadline=p.deadline,
+        retention=p.retention,
     )
     return out
 

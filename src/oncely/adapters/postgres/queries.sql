@@ -521,9 +521,72 @@ WITH requeued AS (
 SELECT requeued.*, j.name AS job_name FROM requeued JOIN jobs j ON j.id = requeued.job_id;
 
 -- name: run_counts
+-- Live and dead runs only, each read along its partial index (runs_claim, runs_lease,
+-- runs_dead): never a scan of the finished runs, which retention bounds but may be millions.
 SELECT state, count(*) AS n FROM runs
-WHERE (%(owner)s::text IS NULL OR owner = %(owner)s)
-GROUP BY state;
+WHERE state IN ('pending', 'queued', 'retrying')
+  AND (%(owner)s::text IS NULL OR owner = %(owner)s)
+GROUP BY state
+UNION ALL
+SELECT 'running', count(*) FROM runs
+WHERE state = 'running' AND (%(owner)s::text IS NULL OR owner = %(owner)s)
+UNION ALL
+SELECT 'dead', count(*) FROM runs
+WHERE state = 'dead' AND (%(owner)s::text IS NULL OR owner = %(owner)s);
+
+-- Retention ---------------------------------------------------------------------------------
+
+-- name: retention_shortest_job_age
+-- The shortest per-job retention (seconds), one probe of jobs_retention.
+SELECT min((policy->>'retention')::float8) AS shortest FROM jobs WHERE policy ? 'retention';
+
+-- name: runs_prune
+-- One retention batch: finished runs past their age, visited along runs_time from the pass's
+-- cursor, deleted with their attempts. Rows another transaction holds are skipped (SKIP
+-- LOCKED), never waited for; the batch's row locks last one short statement.
+WITH doomed AS (
+    SELECT r.id, r.scheduled_for
+    FROM runs r JOIN jobs j ON j.id = r.job_id
+    WHERE (r.scheduled_for, r.id) > (%(after_at)s, %(after_id)s)
+      AND r.scheduled_for < %(horizon)s
+      AND r.state IN ('succeeded', 'skipped', 'missed', 'cancelled')
+      AND r.finished_at < CASE
+          WHEN j.policy ? 'retention'
+              THEN %(now)s - make_interval(secs => (j.policy->>'retention')::float8)
+          WHEN r.state = 'succeeded' THEN %(succeeded)s::timestamptz
+          WHEN r.state = 'skipped' THEN %(skipped)s::timestamptz
+          WHEN r.state = 'missed' THEN %(missed)s::timestamptz
+          ELSE %(cancelled)s::timestamptz END
+    ORDER BY r.scheduled_for, r.id
+    LIMIT %(limit)s
+    FOR UPDATE OF r SKIP LOCKED
+), gone AS (
+    DELETE FROM attempts a USING doomed d WHERE a.run_id = d.id RETURNING 1
+), deleted AS (
+    DELETE FROM runs r USING doomed d WHERE r.id = d.id RETURNING 1
+)
+SELECT (SELECT count(*) FROM deleted) AS runs,
+       (SELECT count(*) FROM gone) AS attempts,
+       (SELECT count(*) FROM doomed) AS picked,
+       l.scheduled_for AS last_at, l.id AS last_id
+FROM (SELECT 1) AS one
+LEFT JOIN LATERAL (
+    SELECT scheduled_for, id FROM doomed ORDER BY scheduled_for DESC, id DESC LIMIT 1
+) AS l ON true;
+
+-- name: jobs_purge
+-- Deleted jobs whose runs are all gone (retention took them), with their job versions.
+WITH doomed AS (
+    SELECT j.id FROM jobs j
+    WHERE j.deleted_at IS NOT NULL AND j.deleted_at < %(before)s
+      AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.job_id = j.id)
+    ORDER BY j.deleted_at
+    LIMIT %(limit)s
+    FOR UPDATE OF j SKIP LOCKED
+), versions AS (
+    DELETE FROM job_versions v USING doomed d WHERE v.job_id = d.id
+)
+DELETE FROM jobs j USING doomed d WHERE j.id = d.id RETURNING j.id;
 
 -- Users, API keys, secrets -------------------------------------------------------------------
 

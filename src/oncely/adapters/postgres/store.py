@@ -86,6 +86,8 @@ from oncely.ports.store import (
     JobVersion,
     Lease,
     PayloadOverride,
+    PruneBatch,
+    RetentionAges,
     RunQuery,
 )
 
@@ -906,7 +908,45 @@ class PostgresStore(PostgresNotifications):
         return run_from_row(rows[0], _ts)
 
     def run_counts(self, owner: str | None) -> dict[str, int]:
-        return {r["state"]: r["n"] for r in self._read("run_counts", {"owner": owner})}
+        rows = self._read("run_counts", {"owner": owner})
+        return {r["state"]: r["n"] for r in rows if r["n"]}
+
+    # -- retention ------------------------------------------------------------------------
+
+    def runs_prune(
+        self,
+        ages: RetentionAges,
+        *,
+        now: datetime,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> PruneBatch:
+        cutoffs = ages.cutoffs(now)
+        shortest = self._read("retention_shortest_job_age", {})[0]["shortest"]
+        horizon = ages.horizon(now, shortest)
+        if horizon is None:
+            return PruneBatch(0, 0, None)
+        after_at, after_id = after if after is not None else (_EPOCH, _NIL_ID)
+        with self._tx() as conn:
+            [row] = _fetch(
+                conn,
+                "runs_prune",
+                {
+                    "after_at": after_at,
+                    "after_id": _uuid(after_id) or UUID(int=0),
+                    "horizon": horizon,
+                    "now": now,
+                    **cutoffs,
+                    "limit": limit,
+                },
+            )
+        more = row["picked"] >= limit and row["last_at"] is not None
+        next_after = (row["last_at"], str(row["last_id"])) if more else None
+        return PruneBatch(row["runs"], row["attempts"], next_after)
+
+    def jobs_purge(self, *, before: datetime, limit: int) -> int:
+        with self._tx() as conn:
+            return len(_fetch(conn, "jobs_purge", {"before": before, "limit": limit}))
 
     # -- users, API keys, secrets ---------------------------------------------------------
 
@@ -1121,6 +1161,10 @@ class PostgresStore(PostgresNotifications):
 _TIME_MIN = datetime(1, 1, 2, tzinfo=UTC)
 _TIME_MAX = datetime(9999, 12, 30, tzinfo=UTC)
 _ID_MAX = 2**63 - 1
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NIL_ID = "00000000-0000-0000-0000-000000000000"
 
 
 def _lock_key(text: str) -> int:

@@ -265,7 +265,45 @@ SET state = 'queued', failures = 0, due_at = :now, finished_at = NULL, lease_exp
 WHERE id = :id AND state = 'dead';
 
 -- name: run_counts
-SELECT state, count(*) AS n FROM runs WHERE (:owner IS NULL OR owner = :owner) GROUP BY state;
+-- Live and dead runs only, along their partial indexes: never a scan of the finished runs.
+SELECT state, count(*) AS n FROM runs
+WHERE state IN ('pending', 'queued', 'retrying') AND (:owner IS NULL OR owner = :owner)
+GROUP BY state
+UNION ALL
+SELECT 'running', count(*) FROM runs
+WHERE state = 'running' AND (:owner IS NULL OR owner = :owner)
+UNION ALL
+SELECT 'dead', count(*) FROM runs WHERE state = 'dead' AND (:owner IS NULL OR owner = :owner);
+
+-- Retention ---------------------------------------------------------------------------------
+
+-- name: retention_shortest_job_age
+SELECT min(json_extract(policy, '$.retention')) AS shortest FROM jobs
+WHERE json_extract(policy, '$.retention') IS NOT NULL;
+
+-- name: runs_prune_pick
+-- One retention batch: finished runs past their age, along runs_time from the pass's cursor.
+SELECT r.id, r.scheduled_for
+FROM runs r JOIN jobs j ON j.id = r.job_id
+WHERE (r.scheduled_for, r.id) > (:after_at, :after_id)
+  AND r.scheduled_for < :horizon
+  AND r.state IN ('succeeded', 'skipped', 'missed', 'cancelled')
+  AND r.finished_at < CASE
+      WHEN json_extract(j.policy, '$.retention') IS NOT NULL
+          THEN :now - CAST(json_extract(j.policy, '$.retention') * 1000000 AS INTEGER)
+      WHEN r.state = 'succeeded' THEN :succeeded
+      WHEN r.state = 'skipped' THEN :skipped
+      WHEN r.state = 'missed' THEN :missed
+      ELSE :cancelled END
+ORDER BY r.scheduled_for, r.id
+LIMIT :limit;
+
+-- name: jobs_purge_pick
+SELECT j.id FROM jobs j
+WHERE j.deleted_at IS NOT NULL AND j.deleted_at < :before
+  AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.job_id = j.id)
+ORDER BY j.deleted_at
+LIMIT :limit;
 
 -- Users, API keys, secrets -------------------------------------------------------------------
 

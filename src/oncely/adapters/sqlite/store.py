@@ -66,6 +66,8 @@ from oncely.ports.store import (
     JobVersion,
     Lease,
     PayloadOverride,
+    PruneBatch,
+    RetentionAges,
     RunQuery,
 )
 
@@ -825,7 +827,51 @@ class SqliteStore(SqliteNotifications):
         return run_from_row(row, from_micros)
 
     def run_counts(self, owner: str | None) -> dict[str, int]:
-        return {r["state"]: r["n"] for r in self._read("run_counts", {"owner": owner})}
+        rows = self._read("run_counts", {"owner": owner})
+        return {r["state"]: r["n"] for r in rows if r["n"]}
+
+    # -- retention ------------------------------------------------------------------------
+
+    def runs_prune(
+        self,
+        ages: RetentionAges,
+        *,
+        now: datetime,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> PruneBatch:
+        cutoffs = ages.cutoffs(now)
+        shortest = self._read("retention_shortest_job_age", {})[0]["shortest"]
+        horizon = ages.horizon(now, shortest)
+        if horizon is None:
+            return PruneBatch(0, 0, None)
+        after_at, after_id = (to_micros(after[0]), after[1]) if after is not None else (-1, "")
+        params = {
+            "after_at": after_at,
+            "after_id": after_id,
+            "horizon": to_micros(horizon),
+            "now": to_micros(now),
+            **{k: None if v is None else to_micros(v) for k, v in cutoffs.items()},
+            "limit": limit,
+        }
+        with self._write() as conn:
+            picked = conn.execute(Q["runs_prune_pick"], params).fetchall()
+            ids = [(row["id"],) for row in picked]
+            attempts = conn.executemany("DELETE FROM attempts WHERE run_id = ?", ids).rowcount
+            runs = conn.executemany("DELETE FROM runs WHERE id = ?", ids).rowcount
+        more = len(picked) >= limit
+        last = picked[-1] if picked else None
+        next_after = (from_micros(last["scheduled_for"]), last["id"]) if more and last else None
+        return PruneBatch(runs, attempts, next_after)
+
+    def jobs_purge(self, *, before: datetime, limit: int) -> int:
+        with self._write() as conn:
+            picked = conn.execute(
+                Q["jobs_purge_pick"], {"before": to_micros(before), "limit": limit}
+            ).fetchall()
+            ids = [(row["id"],) for row in picked]
+            conn.executemany("DELETE FROM job_versions WHERE job_id = ?", ids)
+            return conn.executemany("DELETE FROM jobs WHERE id = ?", ids).rowcount
 
     # -- users, API keys, secrets ---------------------------------------------------------
 
