@@ -60,7 +60,7 @@ def observed(store: Store, events: EventBus) -> Store:
 def pick_clock(store: Store) -> Clock:
     """One clock (guarantee 5): on PostgreSQL every node reads the database's."""
     if store.dialect == "postgresql":
-        return DatabaseClock(store.db_now)
+        return DatabaseClock(store.db_time_sample)
     return SystemClock()
 
 

@@ -180,4 +180,3 @@ def _get(port: int, path: str) -> int:
     except httpx.HTTPError:
         time.sleep(0.2)
         return 0
-

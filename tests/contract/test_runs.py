@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -368,3 +369,73 @@ def test_prefetch_claims_soon_due_runs_to_start_at_their_due_time(store: Store) 
     assert due[0].started_at == later(10.2)
     # Without a window nothing more is due yet.
     assert _claim(store, now=later(10.9)) == []
+
+
+def test_a_cancelled_transactional_effect_rolls_back_and_records_nothing(store: Store) -> None:
+    """``control.cancel()`` from another thread interrupts the effect's statement (a slow
+    one, here) and the transaction rolls back, whatever the effect does next."""
+    from oncely.ports.store import TransactionCancelled, TxControl
+
+    job = store.job_create(make_job(), now=T0)
+    _trigger(store, job)
+    [run] = _claim(store, now=later(1))
+    control = TxControl()
+    table = "cancelled_" + new_id(0).replace("-", "")[:12]
+    sqlite = store.dialect == "sqlite"
+    slow = (
+        "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 1000000000) "
+        "SELECT count(*) FROM c"
+        if sqlite
+        else "SELECT pg_sleep(30)"
+    )
+
+    def effect(conn):  # type: ignore[no-untyped-def]
+        conn.execute(f"CREATE TABLE {table} (v TEXT)")
+        conn.execute(slow)
+        return 1
+
+    threading.Timer(0.1, control.cancel).start()
+    with pytest.raises(Exception) as caught:
+        store.run_complete_with(
+            lambda _: _result(run, AttemptOutcome.SUCCEEDED, later(2)),
+            effect,
+            timeout=60,
+            control=control,
+        )
+    if sqlite:
+        assert isinstance(caught.value, TransactionCancelled)
+    assert store.run_get(None, run.run_id).state is RunState.RUNNING  # type: ignore[union-attr]
+    assert store.attempt_list(None, run.run_id) == []
+
+
+def test_a_transactional_effect_is_bounded_by_its_timeout(store: Store) -> None:
+    job = store.job_create(make_job(), now=T0)
+    _trigger(store, job)
+    [run] = _claim(store, now=later(1))
+    sqlite = store.dialect == "sqlite"
+    slow = (
+        "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 1000000000) "
+        "SELECT count(*) FROM c"
+        if sqlite
+        else "SELECT pg_sleep(30)"
+    )
+    started = time.monotonic()
+    with pytest.raises(Exception):  # noqa: B017 - store-specific timeout errors
+        store.run_complete_with(
+            lambda _: _result(run, AttemptOutcome.SUCCEEDED, later(2)),
+            lambda conn: conn.execute(slow),
+            timeout=0.2,
+        )
+    assert time.monotonic() - started < 5
+    assert store.run_get(None, run.run_id).state is RunState.RUNNING  # type: ignore[union-attr]
+
+
+def test_db_time_sample_brackets_a_read_of_the_stores_clock(store: Store) -> None:
+    import time as _time
+    from datetime import UTC, datetime
+
+    before = _time.monotonic()
+    sample = store.db_time_sample()
+    assert before <= sample.sent <= sample.received <= _time.monotonic()
+    assert sample.db_time.utcoffset() == timedelta(0)
+    assert abs((sample.db_time - datetime.now(UTC)).total_seconds()) < 60

@@ -71,3 +71,37 @@ def test_an_unreachable_database_keeps_the_last_offset() -> None:
     after = clock.now()
     assert calls >= 2
     assert timedelta(0) < after - before < timedelta(seconds=1)
+
+
+def test_a_sample_with_a_long_round_trip_is_discarded_and_the_offset_kept() -> None:
+    from oncely.ports.clock import TimeSample
+
+    samples: list[TimeSample] = []
+
+    def read() -> TimeSample:
+        sent = time.monotonic()
+        if not samples:
+            sample = TimeSample(DB_T0, sent, sent + 0.002)
+        else:
+            # An answer that took 10 s (a database outage): its time could be off by 5 s.
+            sample = TimeSample(DB_T0 + timedelta(hours=1), sent - 10, sent)
+        samples.append(sample)
+        return sample
+
+    clock = DatabaseClock(read, resync=60, max_round_trip=0.25)
+    first = clock.now()
+    assert clock.sync() is False
+    assert clock.discarded == 1
+    assert clock.now() - first < timedelta(seconds=1)
+
+
+def test_the_sample_is_placed_at_the_middle_of_its_round_trip() -> None:
+    from oncely.ports.clock import TimeSample
+
+    def read() -> TimeSample:
+        now = time.monotonic()
+        # Sent 0.2 s ago, answered now: the server read DB_T0 about 0.1 s ago.
+        return TimeSample(DB_T0, now - 0.2, now)
+
+    clock = DatabaseClock(read, resync=60, max_round_trip=0.25)
+    assert abs((clock.now() - DB_T0).total_seconds() - 0.1) < 0.02

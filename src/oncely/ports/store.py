@@ -19,6 +19,7 @@ Conventions:
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from oncely.domain.principal import Role
 from oncely.domain.runs import Attempt, AttemptOutcome, Run, RunDecision, RunState
 from oncely.domain.schedule import Schedule
 from oncely.domain.users import ApiKey, User
+from oncely.ports.clock import TimeSample
 
 T = TypeVar("T")
 
@@ -262,6 +264,46 @@ class PruneBatch:
     next_after: tuple[datetime, str] | None
 
 
+class TransactionCancelled(Exception):
+    """A transactional task's transaction was rolled back because its attempt was cancelled
+    (timed out, or its lease could no longer be trusted)."""
+
+
+class TxControl:
+    """Stops a transactional task's transaction from another thread.
+
+    The store binds a canceller while the task's code runs (PostgreSQL: cancel the statement
+    on the server; SQLite: interrupt the connection); ``cancel()`` calls it, and the store
+    rolls the transaction back instead of committing (``TransactionCancelled``), however the
+    task's code ends."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._canceller: Callable[[], None] | None = None
+        self.cancelled = False
+
+    def bind(self, canceller: Callable[[], None] | None) -> None:
+        with self._lock:
+            self._canceller = canceller
+            fire = canceller is not None and self.cancelled
+        if fire:
+            _quietly(canceller)
+
+    def cancel(self) -> None:
+        with self._lock:
+            self.cancelled = True
+            canceller = self._canceller
+        if canceller is not None:
+            _quietly(canceller)
+
+
+def _quietly(fn: Callable[[], None] | None) -> None:
+    if fn is None:
+        return
+    with contextlib.suppress(Exception):  # best effort: the rollback is what counts
+        fn()
+
+
 class Store(Protocol):
     dialect: str
     """``sqlite`` or ``postgresql``."""
@@ -281,6 +323,12 @@ class Store(Protocol):
 
     def db_now(self) -> datetime:
         """The database's clock (PostgreSQL) or the local clock (SQLite), aware UTC."""
+        ...
+
+    def db_time_sample(self) -> TimeSample:
+        """``db_now`` with the local monotonic instants just before the query was sent and
+        just after its answer came back, measured after a connection was taken: the sample
+        ``DatabaseClock`` advances from (its round trip bounds its error)."""
         ...
 
     def close(self) -> None: ...
@@ -443,12 +491,24 @@ class Store(Protocol):
         ...
 
     def run_complete_with(
-        self, result: Callable[[T], AttemptResult], effect: Callable[[Any], T]
+        self,
+        result: Callable[[T], AttemptResult],
+        effect: Callable[[Any], T],
+        *,
+        timeout: float | None = None,
+        control: TxControl | None = None,
     ) -> tuple[bool, T | None]:
         """In one transaction: ``value = effect(connection)``, then record ``result(value)``
         (the result may depend on what the effect returned, e.g. its output). If the fencing
         check refuses the result, the effect's writes are rolled back too; if the effect
-        raises, everything is rolled back and the exception propagates."""
+        raises, everything is rolled back and the exception propagates.
+
+        ``timeout`` bounds the effect's statements (PostgreSQL: ``statement_timeout``;
+        SQLite: the whole transaction, capped by the store's ``task_transaction_cap`` since it
+        holds the database's one write lock). ``control.cancel()`` from another thread
+        interrupts the effect and rolls everything back (``TransactionCancelled``). Runs on
+        connections apart from the other methods', so a slow effect never delays them
+        (SQLite excepted: the write lock is shared, which is why its cap exists)."""
         ...
 
     def runs_expired(self, *, now: datetime, limit: int) -> list[ExpiredRun]: ...

@@ -2,8 +2,10 @@
 
 The Store interface is synchronous (simple to implement, test and reason about); the runtime
 is asyncio (HTTP actions, subprocesses, timers and cancellation compose there). Store calls
-run on a dedicated thread pool, sized apart from the pool that runs users' sync tasks, so a
-hundred slow tasks can never starve the heartbeats that keep their leases alive.
+run on dedicated thread pools: the scheduler's, the worker's hot path (claims, heartbeats,
+completions) and users' tasks (transactional ones included) each have their own, so a
+hundred slow tasks can never starve the heartbeats that keep their leases alive, nor the
+scheduler's shard leases.
 """
 
 from __future__ import annotations
@@ -26,5 +28,7 @@ class BlockingCaller:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
 
-    def shutdown(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+    def shutdown(self, *, wait: bool = True) -> None:
+        """Stop taking calls; with ``wait``, also wait for those running (a call stuck on an
+        unreachable database would hold a caller that waits for it)."""
+        self._pool.shutdown(wait=wait, cancel_futures=True)

@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from oncely.ports.clock import TimeSample
+
 log = logging.getLogger("oncely.clock")
 
 
@@ -28,29 +30,67 @@ class SystemClock:
 class DatabaseClock:
     """The database server's clock, advanced locally by the monotonic clock between samples.
 
-    The offset is re-sampled every ``resync`` seconds; the sample is corrected by half the
-    round trip it took. Only the first sample is taken in the caller's thread: later ones go
-    to a background thread, since ``now()`` is called on event loops that must not block on
-    a database round trip (the old offset, minutes old at most, is as good meanwhile).
+    The offset is re-sampled every ``resync`` seconds. A sample is the server's
+    ``clock_timestamp()`` placed at the middle of the query's round trip, and only the query
+    is timed: the connection is taken first, so a wait for a pooled connection (long during
+    a database outage) cannot be mistaken for network delay. A sample whose round trip is
+    longer than ``max_round_trip`` is discarded (its error could be half of it) and the old
+    offset kept: a node's clock is never set ahead by a slow answer.
+
+    Only the first sample is taken in the caller's thread: later ones go to a background
+    thread, since ``now()`` is called on event loops that must not block on a database
+    round trip (the old offset, minutes old at most, is as good meanwhile).
     """
 
-    def __init__(self, read_db_time: Callable[[], datetime], *, resync: float = 30.0) -> None:
+    def __init__(
+        self,
+        read_db_time: Callable[[], TimeSample | datetime],
+        *,
+        resync: float = 30.0,
+        max_round_trip: float = 0.25,
+        retry: float = 1.0,
+    ) -> None:
         self._read = read_db_time
         self._resync = resync
+        self._max_rtt = max_round_trip
+        self._retry = retry
         self._lock = threading.Lock()
         self._base: datetime | None = None
         self._base_mono = 0.0
+        self._base_rtt = float("inf")
         self._resyncing = False
         self._next_sync = 0.0
+        self.discarded = 0
+        """Samples thrown away for a long round trip (observable in tests and status)."""
 
-    def sync(self) -> None:
+    def _sample(self) -> TimeSample:
         before = time.monotonic()
-        db_time = self._read()
-        after = time.monotonic()
+        value = self._read()
+        if isinstance(value, TimeSample):
+            return value
+        # A bare time: the whole call is the round trip.
+        return TimeSample(value, before, time.monotonic())
+
+    def sync(self) -> bool:
+        """Take one sample; return whether it was kept."""
+        sample = self._sample()
+        mono = (sample.sent + sample.received) / 2
         with self._lock:
-            self._base = db_time + timedelta(seconds=(after - before) / 2)
-            self._base_mono = after
-            self._next_sync = after + self._resync
+            if sample.round_trip > self._max_rtt and self._base is not None:
+                self.discarded += 1
+                self._next_sync = time.monotonic() + self._retry
+                log.info(
+                    "database clock sample discarded: round trip %.3f s; keeping the last offset",
+                    sample.round_trip,
+                )
+                return False
+            self._base = sample.db_time
+            self._base_mono = mono
+            self._base_rtt = sample.round_trip
+            # A first sample that had to be kept although slow is replaced soon.
+            slow = sample.round_trip > self._max_rtt
+            self._next_sync = time.monotonic() + (self._retry if slow else self._resync)
+            return True
 
     def now(self) -> datetime:
         mono = time.monotonic()
@@ -76,7 +116,7 @@ class DatabaseClock:
                 # The database is unreachable: keep the last offset; the next call retries.
                 log.warning("could not read the database clock; keeping the last offset")
                 with self._lock:
-                    self._next_sync = time.monotonic() + 1.0
+                    self._next_sync = time.monotonic() + self._retry
             finally:
                 with self._lock:
                     self._resyncing = False

@@ -107,7 +107,9 @@ class Engine:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, stop.set)
                 installed.append(sig)
-        store_calls = BlockingCaller(8, "oncely-store")
+        # The scheduler's store calls get threads of their own; the worker makes its own for
+        # its hot path and for transactional tasks: none can starve another's leases.
+        scheduler_calls = BlockingCaller(2, "oncely-scheduler")
         cfg = self.config
         if worker:
             self.worker = Worker(
@@ -121,7 +123,6 @@ class Engine:
                     prefetch=cfg.worker_prefetch,
                     shutdown_grace=cfg.shutdown_grace,
                 ),
-                caller=store_calls,
                 events=self.events,
             )
         if scheduler:
@@ -132,7 +133,7 @@ class Engine:
                     lookahead=cfg.lookahead,
                     lease_ttl=cfg.scheduler_lease_ttl,
                 ),
-                caller=store_calls,
+                caller=scheduler_calls,
                 on_runs_created=self.worker.wake if self.worker is not None else None,
                 events=self.events,
             )
@@ -170,7 +171,7 @@ class Engine:
                 with contextlib.suppress(Exception):
                     await component.stop()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await asyncio.to_thread(store_calls.shutdown)
+            scheduler_calls.shutdown(wait=False)
             for sig in installed:
                 loop.remove_signal_handler(sig)
             self.worker = None
@@ -188,12 +189,9 @@ class Engine:
                 "runs_created": self.scheduler.stats.runs_created,
             }
         if self.worker is not None:
-            stats = self.worker.stats
+            # Per-queue loop ages and the heartbeat's age (seconds), with the counters.
             info["worker"] = {
-                "running": self.worker.running,
-                "claimed": stats.claimed,
-                "succeeded": stats.succeeded,
-                "failed": stats.failed,
+                **self.worker.status(),
                 "last_loop_at": _iso(self.worker.last_loop_at),
             }
         return info

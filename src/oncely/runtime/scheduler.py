@@ -64,6 +64,14 @@ class SchedulerConfig:
     batch: int = 2000
     reap_interval: float = 1.0
     reap_batch: int = 500
+    reap_grace: float = 3.0
+    """After the store was unreachable, wait this long before reaping: workers first renew
+    the leases they still trust and record the outcomes they kept in their outbox (leases
+    lapsed for everyone during an outage; those attempts are healthy, not lost)."""
+    retry_min: float = 0.05
+    retry_max: float = 0.5
+    """A failed tick is retried after a capped, doubling delay in this range: the store is
+    noticed back within ``retry_max`` of accepting connections."""
 
 
 @dataclass
@@ -112,7 +120,8 @@ class Scheduler:
 
     async def run(self, stop: asyncio.Event) -> None:
         cfg = self.config
-        next_lease = next_acquire = next_reap = 0.0
+        next_lease = next_acquire = next_reap = reap_after = 0.0
+        retry = cfg.retry_min
         loop = asyncio.get_running_loop()
         try:
             while not stop.is_set():
@@ -128,7 +137,7 @@ class Scheduler:
                         next_acquire = mono + cfg.acquire_interval
                     if self._leases:
                         more = await self._call(self.materialize)
-                    if mono >= next_reap:
+                    if mono >= next_reap and mono >= reap_after:
                         await self._call(self.reap)
                         next_reap = mono + cfg.reap_interval
                 except Exception:
@@ -136,8 +145,11 @@ class Scheduler:
                     # expire and another scheduler takes over; nothing is written meanwhile.
                     log.exception("scheduler tick failed; retrying")
                     next_lease = 0.0
-                    await asyncio.sleep(min(cfg.tick * 2, 1.0))
+                    await asyncio.sleep(retry)
+                    retry = min(retry * 2, cfg.retry_max)
+                    reap_after = loop.time() + cfg.reap_grace
                     continue
+                retry = cfg.retry_min
                 self.stats.ticks += 1
                 self.stats.last_tick_at = self.clock.now()
                 if more:

@@ -14,11 +14,36 @@ Design notes:
   queue is due, or until woken (PostgreSQL NOTIFY, the in-process scheduler, a freed slot).
   It never polls blindly: the longest sleep is ``idle_poll``, a safety net for wake-ups from
   processes that cannot notify (a SQLite CLI in another process).
+- Claims are spread across workers: runs not yet due (prefetched) are held for at most
+  ``prefetch_share`` of a queue's slots, so the first worker to wake cannot take a whole
+  burst ahead of time (and one SIGKILL cannot delay all of it by a lease); the rest is
+  claimed when due, by whichever worker has free slots.
 - Outcomes go to an outbox flushed by one task: while a flush is in flight, new outcomes
   pile up and go in the next batch, so throughput batches itself without adding latency.
-  Outbox entries are still heartbeated: their lease must outlive the flush.
+  Outbox entries are still heartbeated: their lease must outlive the flush. An outcome stays
+  in the outbox until the store answers, across a database outage: it is recorded if the
+  run is still ours (not reaped), so an attempt that finished is not run a second time.
 - Every write carries the attempt's fencing token; the store refuses stale ones. A worker
   that was frozen (SIGSTOP, GC, a network partition) past its lease records nothing.
+- **Lease trust.** The store's refusal protects the store, not the world: a worker cut off
+  from the database would go on acting after the reaper handed its run to another worker.
+  So each attempt carries ``trust_until`` on the local monotonic clock: the instant its last
+  successful renewal (the claim, or a heartbeat) was *sent*, plus the lease TTL, minus
+  ``trust_margin``. The lease cannot expire in the store before that instant (it was granted
+  from a time read before sending), so a watchdog that cancels the attempt when it passes
+  (shell: process group killed; HTTP: request aborted; Python: task cancelled, transactional
+  transaction cancelled on the server) stops every effect before another worker may start
+  one. The attempt is recorded as ``lost`` through the outbox (fenced: refused if the reaper
+  got there first). A held run that was never started is not started past its trust
+  deadline (a worker paused by SIGSTOP wakes up holding runs it may no longer own).
+- Store calls run on this worker's own threads (``BlockingCaller``), apart from the
+  scheduler's and from users' code: transactional tasks run on threads and connections of
+  their own, bounded by their timeout. A slow task delays nothing but itself.
+- Supervised: the loops run in one ``asyncio.TaskGroup``; one that dies fails ``run()`` (and
+  the process) rather than leave a worker that silently stopped claiming or heartbeating.
+  ``status()`` reports each queue's loop age for /readyz.
+- After a store error, loops retry on a short capped backoff (``retry_min``..``retry_max``)
+  so they notice a database that came back within well under a second.
 - SIGTERM: stop claiming, give running attempts ``shutdown_grace`` seconds, then cancel the
   rest and release their runs (they go back to ``queued`` without spending a retry).
 """
@@ -32,6 +57,7 @@ import os
 import random
 import socket
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -42,7 +68,14 @@ from oncely.domain.limits import MAX_ERROR_CHARS, MAX_OUTPUT_BYTES, cap_text
 from oncely.domain.runs import AttemptOutcome, RunDecision, RunState, decide_after_attempt
 from oncely.ports.actions import ActionContext, ActionExecutor, ActionResult
 from oncely.ports.clock import Clock
-from oncely.ports.store import AttemptResult, ClaimedRun, ClaimParams, Store
+from oncely.ports.store import (
+    AttemptResult,
+    ClaimedRun,
+    ClaimParams,
+    Store,
+    TransactionCancelled,
+    TxControl,
+)
 from oncely.runtime.blocking import BlockingCaller
 from oncely.runtime.events import (
     NULL_BUS,
@@ -71,8 +104,22 @@ class WorkerConfig:
     """Claim runs due within this many seconds and start each at its due time: a burst due
     at one instant is already held when it comes, so it starts on time (overlap-guarded
     runs excepted, see ``ClaimParams.prefetch_until``). 0 claims only what is due."""
+    prefetch_share: float = 0.5
+    """At most this share of a queue's slots hold prefetched (not yet due) runs."""
     idle_poll: float = 1.0
     shutdown_grace: float = 30.0
+    trust_margin: float | None = None
+    """Stop an attempt this long before its lease could expire in the store; default
+    ``clamp(lease_ttl / 5, 0.5, lease_ttl / 2)``: covers the clock error between this
+    worker and the reaper, and the time to stop the attempt."""
+    retry_min: float = 0.05
+    retry_max: float = 0.5
+
+    @property
+    def margin(self) -> float:
+        if self.trust_margin is not None:
+            return self.trust_margin
+        return min(max(self.lease_ttl / 5, 0.5), self.lease_ttl / 2)
 
 
 @dataclass
@@ -88,8 +135,29 @@ class WorkerStats:
 @dataclass
 class _Attempt:
     claimed: ClaimedRun
+    trust_until: float
+    """Local monotonic instant after which the lease may have been handed on."""
     task: asyncio.Task[None] | None = None
     lost: bool = False
+    started_at: datetime | None = None
+    control: TxControl | None = None
+    early: bool = False
+    """Held, waiting for its due time (counts against the queue's prefetch share)."""
+
+
+class _Backoff:
+    """Capped exponential retry delays: short enough to notice a recovered store at once."""
+
+    def __init__(self, low: float, high: float) -> None:
+        self.low, self.high = low, high
+        self._next = low
+
+    def next(self) -> float:
+        delay, self._next = self._next, min(self._next * 2, self.high)
+        return delay * random.uniform(0.8, 1.0)  # noqa: S311 - jitter, not secrets
+
+    def reset(self) -> None:
+        self._next = self.low
 
 
 class Worker:
@@ -114,12 +182,20 @@ class Worker:
         self.worker_id = worker_id or (
             f"worker:{socket.gethostname()}:{os.getpid()}:{random.getrandbits(24):06x}"
         )
-        self._call = caller or BlockingCaller(4, "oncely-worker")
+        # The hot path's own threads: a claim loop per queue, the heartbeat, the flusher and
+        # the next-due probes never wait behind anyone else's store calls.
+        self._owns_caller = caller is None
+        self._call = caller or BlockingCaller(2 * len(self.config.queues) + 3, "oncely-worker")
+        # Transactional tasks hold a thread (and a connection) for as long as they run.
+        self._tx_call = BlockingCaller(max(sum(self.config.queues.values()), 1), "oncely-txtask")
         self._attempts: dict[str, _Attempt] = {}
         self._running: dict[str, int] = dict.fromkeys(self.config.queues, 0)
+        self._early: dict[str, int] = dict.fromkeys(self.config.queues, 0)
         self._outbox: list[AttemptResult] = []
         self._outbox_event = asyncio.Event()
         self._wakes: dict[str, asyncio.Event] = {q: asyncio.Event() for q in self.config.queues}
+        self._loop_at: dict[str, float] = {}
+        self._heartbeat_at: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._claiming = True
         self._closing = False
@@ -145,6 +221,7 @@ class Worker:
     # -- main -----------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Claim and execute until ``stop``; then drain. A loop that dies fails this call."""
         self._loop = asyncio.get_running_loop()
         listen_stop = threading.Event()
         listener: threading.Thread | None = None
@@ -156,49 +233,77 @@ class Worker:
                 daemon=True,
             )
             listener.start()
-        flusher = asyncio.create_task(self._flush_loop())
-        heartbeat = asyncio.create_task(self._heartbeat_loop())
-        claimers = [
-            asyncio.create_task(self._claim_loop(queue, limit, stop))
-            for queue, limit in self.config.queues.items()
-        ]
         try:
-            await stop.wait()
+            async with asyncio.TaskGroup() as group:
+                flusher = group.create_task(self._flush_loop(), name="worker-flush")
+                heartbeat = group.create_task(self._heartbeat_loop(), name="worker-heartbeat")
+                watchdog = group.create_task(self._trust_loop(), name="worker-trust")
+                claimers = [
+                    group.create_task(self._claim_loop(queue, limit, stop), name=f"claim-{queue}")
+                    for queue, limit in self.config.queues.items()
+                ]
+                await stop.wait()
+                await self._shut_down(claimers, heartbeat, watchdog, flusher)
         finally:
             self._claiming = False
-            for event in self._wakes.values():
-                event.set()
-            await asyncio.gather(*claimers, return_exceptions=True)
-            await self._drain()
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
-            # Let the flusher record what is left (cancelling it could drop a batch in flight).
-            self._closing = True
-            self._outbox_event.set()
-            try:
-                await asyncio.wait_for(flusher, self.config.shutdown_grace)
-            except TimeoutError:
-                log.error(  # noqa: TRY400 - a timeout, no traceback worth printing
-                    "could not record %d outcomes before exiting; their leases will "
-                    "expire and the runs will be retried",
-                    len(self._outbox),
-                )
+            # A failed loop leaves attempts behind: stop them (their leases will expire).
+            for attempt in list(self._attempts.values()):
+                if attempt.task is not None and not attempt.task.done():
+                    attempt.task.cancel()
             listen_stop.set()
             if listener is not None:
                 await asyncio.to_thread(listener.join, 5)
+            self._tx_call.shutdown(wait=False)
+            if self._owns_caller:
+                self._call.shutdown(wait=False)
+
+    async def _shut_down(
+        self,
+        claimers: list[asyncio.Task[None]],
+        heartbeat: asyncio.Task[None],
+        watchdog: asyncio.Task[None],
+        flusher: asyncio.Task[None],
+    ) -> None:
+        self._claiming = False
+        for event in self._wakes.values():
+            event.set()
+        await asyncio.gather(*claimers)
+        await self._drain()
+        heartbeat.cancel()
+        watchdog.cancel()
+        # Let the flusher record what is left (cancelling it could drop a batch in flight).
+        self._closing = True
+        self._outbox_event.set()
+        done, _ = await asyncio.wait([flusher], timeout=self.config.shutdown_grace)
+        if not done:
+            log.error(
+                "could not record %d outcomes before exiting; their leases will "
+                "expire and the runs will be retried",
+                len(self._outbox),
+            )
+            flusher.cancel()
 
     async def _claim_loop(self, queue: str, limit: int, stop: asyncio.Event) -> None:
         wake = self._wakes[queue]
         cfg = self.config
+        backoff = _Backoff(cfg.retry_min, cfg.retry_max)
+        early_cap = max(1, int(limit * cfg.prefetch_share)) if cfg.prefetch > 0 else 0
+        ttl = timedelta(seconds=cfg.lease_ttl)
         while self._claiming and not stop.is_set():
             wake.clear()
             free = limit - self._running[queue]
             claimed: list[ClaimedRun] = []
+            # Prefetch only while fewer than ``early_cap`` held runs wait for their due time;
+            # past that, claim what is due and leave the rest to whoever is free when it is.
+            early_room = early_cap - self._early[queue]
             want = min(free, cfg.claim_batch)
+            if early_room > 0:
+                want = min(want, early_room)
             if want > 0:
-                now = self.clock.now()
+                sent = time.monotonic()
                 try:
+                    # Inside: a database clock's very first sample can fail like a claim.
+                    now = self.clock.now()
                     claimed = await self._call(
                         self.store.run_claim,
                         ClaimParams(
@@ -206,17 +311,21 @@ class Worker:
                             queue,
                             want,
                             now,
-                            timedelta(seconds=cfg.lease_ttl),
-                            prefetch_until=now + timedelta(seconds=cfg.prefetch),
+                            ttl,
+                            prefetch_until=(
+                                now + timedelta(seconds=cfg.prefetch) if early_room > 0 else None
+                            ),
                         ),
                     )
                 except Exception:
                     log.exception("claim failed on queue %s; retrying", queue)
-                    await asyncio.sleep(1.0)
+                    await asyncio.sleep(backoff.next())
                     continue
-                self._hold(claimed)
+                backoff.reset()
+                self._hold(claimed, sent + cfg.lease_ttl - cfg.margin)
                 if claimed:
                     self.events.emit(AttemptsStarted(self.worker_id, claimed, now))
+            self._loop_at[queue] = time.monotonic()
             self.last_loop_at = self.clock.now()
             if want > 0 and len(claimed) == want:
                 continue  # there may be more due right now
@@ -227,17 +336,18 @@ class Worker:
                 except Exception:
                     log.exception("could not read the next due time of queue %s", queue)
                     due = None
+                    timeout = backoff.next()
                 if due is not None:
-                    # Wake when the next run enters the prefetch window; if it already has
-                    # (it was not claimable early), when it is due.
+                    # Wake when the next run enters the prefetch window (or, with no room
+                    # left to prefetch, or if it already has, when it is due).
                     wait = (due - self.clock.now()).total_seconds()
-                    if wait > cfg.prefetch:
+                    if wait > cfg.prefetch and self._early[queue] < early_cap:
                         wait -= cfg.prefetch
                     timeout = min(timeout, max(wait, 0.002))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout)
 
-    def _hold(self, claimed: list[ClaimedRun]) -> None:
+    def _hold(self, claimed: list[ClaimedRun], trust_until: float) -> None:
         """Take claimed runs into their slots; start the due ones, time the prefetched ones.
 
         Prefetched runs wait in groups, one timer per start instant: a thousand runs due at
@@ -248,9 +358,11 @@ class Worker:
         for run in claimed:
             self.stats.claimed += 1
             self._running[run.queue] = self._running.get(run.queue, 0) + 1
-            attempt = _Attempt(run)
+            attempt = _Attempt(run, trust_until)
             self._attempts[run.run_id] = attempt
             if run.started_at > now:
+                attempt.early = True
+                self._early[run.queue] = self._early.get(run.queue, 0) + 1
                 later.setdefault(run.started_at, []).append(attempt)
             else:
                 self._start(attempt)
@@ -267,38 +379,56 @@ class Worker:
             return
         for attempt in group:
             # Gone meanwhile: lost its lease, or released by a shutdown.
-            if self._attempts.get(attempt.claimed.run_id) is attempt:
+            if self._attempts.get(attempt.claimed.run_id) is attempt and attempt.task is None:
                 self._start(attempt)
 
     def _start(self, attempt: _Attempt) -> None:
         run = attempt.claimed
+        self._not_early(attempt)
+        if time.monotonic() >= attempt.trust_until:
+            # Held past the point where its lease may have been handed on (this process was
+            # paused, or cut off): starting it now could run it twice.
+            self._give_up(attempt, "its lease could not be trusted any more before it started")
+            return
+        attempt.started_at = self.clock.now()
         attempt.task = asyncio.create_task(self._execute(attempt), name=f"run-{run.run_id}")
 
     def _unhold(self, attempt: _Attempt) -> None:
         """Free the slot of a held run that never started."""
         run = attempt.claimed
+        self._not_early(attempt)
         self._running[run.queue] -= 1
         self._attempts.pop(run.run_id, None)
+        wake = self._wakes.get(run.queue)
+        if wake is not None:
+            wake.set()
+
+    def _not_early(self, attempt: _Attempt) -> None:
+        if attempt.early:
+            attempt.early = False
+            self._early[attempt.claimed.queue] -= 1
 
     async def _execute(self, attempt: _Attempt) -> None:
         run = attempt.claimed
         try:
-            result = await self._attempt(run)
-            if result is not None:
+            result = await self._attempt(attempt)
+            if result is not None and not attempt.lost:
                 self._post(result)
         except asyncio.CancelledError:
             if not attempt.lost and not self._claiming:
                 # Shutdown: give the run back rather than leave it to expire.
-                self._post(self._result(run, AttemptOutcome.RELEASED, error="worker shut down"))
+                self._post(self._result(attempt, AttemptOutcome.RELEASED, error="worker shut down"))
         finally:
             self._running[run.queue] -= 1
             # From here the outbox entry, if any, is what the heartbeat keeps alive.
-            self._attempts.pop(run.run_id, None)
+            if self._attempts.get(run.run_id) is attempt:
+                del self._attempts[run.run_id]
             wake = self._wakes.get(run.queue)
             if wake is not None:
                 wake.set()
 
-    async def _attempt(self, run: ClaimedRun) -> AttemptResult | None:
+    async def _attempt(self, attempt: _Attempt) -> AttemptResult | None:
+        run = attempt.claimed
         ctx = ActionContext(
             run_id=run.run_id,
             job_id=run.job_id,
@@ -314,8 +444,7 @@ class Worker:
         if isinstance(action, PythonAction):
             task = self.registry.get(action.task)
             if task is not None and task.transactional:
-                await self._transactional(run, ctx)
-                return None
+                return await self._transactional(attempt, ctx)
         executor = self.executors.get(action.kind)
         if executor is None:
             outcome = ActionResult(
@@ -328,7 +457,7 @@ class Worker:
                 )
             except TimeoutError:
                 return self._result(
-                    run,
+                    attempt,
                     AttemptOutcome.TIMED_OUT,
                     error=f"timed out after {run.policy.timeout:g} s",
                 )
@@ -337,17 +466,24 @@ class Worker:
             except Exception as exc:  # an executor bug must not kill the worker
                 outcome = ActionResult(ok=False, error=describe_exception(exc))
         return self._result(
-            run,
+            attempt,
             AttemptOutcome.SUCCEEDED if outcome.ok else AttemptOutcome.FAILED,
             error=outcome.error,
             output=outcome.output,
         )
 
-    async def _transactional(self, run: ClaimedRun, ctx: ActionContext) -> None:
-        """Run a transactional task: its writes commit with the run's completion, or not at all."""
+    async def _transactional(self, attempt: _Attempt, ctx: ActionContext) -> AttemptResult | None:
+        """Run a transactional task: its writes commit with the run's completion, or not at all.
+
+        It runs on a thread and a store connection of its own (never the hot path's), its
+        statements bounded by the job's timeout on the server; past the timeout, or when
+        its lease can no longer be trusted, its transaction is cancelled and rolled back."""
+        run = attempt.claimed
         assert isinstance(run.action, PythonAction)
         task = self.registry.get(run.action.task)
         assert task is not None
+        control = attempt.control = TxControl()
+        timeout = run.policy.timeout
 
         def effect(conn: Any) -> Any:
             return task.fn(task_context(ctx, conn))
@@ -355,43 +491,67 @@ class Worker:
         recorded: list[AttemptResult] = []
 
         def success(value: Any) -> AttemptResult:
+            if control.cancelled:
+                raise TransactionCancelled("the attempt was cancelled")
             output = describe_return(value, MAX_OUTPUT_BYTES)
-            recorded.append(self._result(run, AttemptOutcome.SUCCEEDED, output=output))
+            recorded.append(self._result(attempt, AttemptOutcome.SUCCEEDED, output=output))
             return recorded[-1]
 
-        def complete() -> None:
-            # Runs on a store thread, and finishes there even if this attempt is cancelled
-            # meanwhile (a lost lease): the refusal is then logged all the same.
-            accepted, _ = self.store.run_complete_with(success, effect)
-            emit_outcomes(self.events, self.worker_id, recorded, [accepted], self.clock.now())
-            if accepted:
-                self.stats.succeeded += 1
-            else:
-                self.stats.refused += 1
-                log.warning(
-                    "run %s: result refused: the lease under token %d is no longer ours; "
-                    "the task's writes were rolled back",
-                    run.run_id,
-                    run.token,
-                )
+        def complete() -> bool:
+            # Finishes on its own thread even if this attempt is cancelled meanwhile; the
+            # cancelled control then rolls its transaction back.
+            accepted, _ = self.store.run_complete_with(
+                success, effect, timeout=timeout, control=control
+            )
+            return accepted
 
         try:
-            await self._call(complete)
+            accepted = await asyncio.wait_for(self._tx_call(complete), timeout)
+        except TimeoutError:
+            control.cancel()
+            return self._result(
+                attempt, AttemptOutcome.TIMED_OUT, error=f"timed out after {timeout:g} s"
+            )
         except asyncio.CancelledError:
+            control.cancel()
             raise
+        except TransactionCancelled as exc:
+            return self._result(attempt, AttemptOutcome.TIMED_OUT, error=str(exc))
         except Exception as exc:
+            if _is_statement_timeout(exc):
+                return self._result(
+                    attempt,
+                    AttemptOutcome.TIMED_OUT,
+                    error=f"a statement ran past the job's timeout ({timeout:g} s)",
+                )
             # The task raised: the transaction rolled back; record the failure normally.
-            self._post(self._result(run, AttemptOutcome.FAILED, error=describe_exception(exc)))
+            return self._result(attempt, AttemptOutcome.FAILED, error=describe_exception(exc))
+        if recorded:
+            emit_outcomes(self.events, self.worker_id, recorded[-1:], [accepted], self.clock.now())
+        if accepted:
+            self.stats.succeeded += 1
+        else:
+            self.stats.refused += 1
+            log.warning(
+                "run %s: result refused: the lease under token %d is no longer ours; "
+                "the task's writes were rolled back",
+                run.run_id,
+                run.token,
+            )
+        return None
 
     def _result(
         self,
-        run: ClaimedRun,
+        attempt: _Attempt,
         outcome: AttemptOutcome,
         *,
         error: str | None = None,
         output: str | None = None,
     ) -> AttemptResult:
+        run = attempt.claimed
         now = self.clock.now()
+        # The real start (a prefetched run starts at its due time, a starved worker later).
+        started = attempt.started_at or now
         return AttemptResult(
             run_id=run.run_id,
             token=run.token,
@@ -399,8 +559,8 @@ class Worker:
             worker_id=self.worker_id,
             outcome=outcome,
             decision=decide_after_attempt(outcome, run.failures, run.policy, now),
-            started_at=run.started_at,
-            finished_at=max(now, run.started_at),
+            started_at=started,
+            finished_at=max(now, started),
             error=cap_text(error, MAX_ERROR_CHARS, keep="tail"),
             output=cap_text(output, MAX_OUTPUT_BYTES),
             job_id=run.job_id,
@@ -423,6 +583,7 @@ class Worker:
                 return
 
     async def _flush_all(self) -> None:
+        backoff = _Backoff(self.config.retry_min, self.config.retry_max)
         while self._outbox:
             batch, self._outbox = self._outbox, []
             try:
@@ -430,8 +591,9 @@ class Worker:
             except Exception:
                 log.exception("recording %d outcomes failed; retrying", len(batch))
                 self._outbox = batch + self._outbox
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(backoff.next())
                 continue
+            backoff.reset()
             for result, ok in zip(batch, accepted, strict=True):
                 self._count(result, ok)
             emit_outcomes(self.events, self.worker_id, batch, accepted, self.clock.now())
@@ -448,53 +610,99 @@ class Worker:
             self.stats.succeeded += 1
         elif result.outcome is AttemptOutcome.RELEASED:
             self.stats.released += 1
+        elif result.outcome is AttemptOutcome.LOST:
+            pass  # counted when the attempt was given up
         else:
             self.stats.failed += 1
 
     # -- leases ---------------------------------------------------------------------------
 
     async def _heartbeat_loop(self) -> None:
-        interval = self.config.lease_ttl / 3
+        cfg = self.config
+        interval = cfg.lease_ttl / 3
+        backoff = _Backoff(cfg.retry_min * 4, cfg.retry_max)
+        delay = interval
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(delay)
+            delay = interval
             held = [(a.claimed.run_id, a.claimed.token) for a in self._attempts.values()]
             held += [(r.run_id, r.token) for r in self._outbox]
             if not held:
+                self._heartbeat_at = time.monotonic()
                 continue
+            # Trust is measured from when the renewal was *sent*: the store computes the new
+            # expiry from ``now``, read after ``sent`` was.
+            sent = time.monotonic()
             try:
+                now = self.clock.now()
                 kept = await self._call(
                     self.store.run_heartbeat,
                     self.worker_id,
                     held,
-                    now=self.clock.now(),
-                    ttl=timedelta(seconds=self.config.lease_ttl),
+                    now=now,
+                    ttl=timedelta(seconds=cfg.lease_ttl),
                 )
             except Exception:
-                log.exception("heartbeat failed; leases may expire")
+                log.exception("heartbeat failed; retrying (leases are trusted until they lapse)")
+                delay = backoff.next()
                 continue
-            for run_id, _ in held:
+            backoff.reset()
+            self._heartbeat_at = time.monotonic()
+            trust = sent + cfg.lease_ttl - cfg.margin
+            for run_id, token in held:
                 attempt = self._attempts.get(run_id)
-                if run_id in kept or attempt is None:
+                if attempt is None or attempt.claimed.token != token:
+                    continue
+                if run_id in kept:
+                    attempt.trust_until = max(attempt.trust_until, trust)
                     continue
                 # Reaped, cancelled or replaced: stop the work, it can no longer record.
                 log.warning("run %s: lease lost; cancelling the attempt", run_id)
-                attempt.lost = True
-                self.stats.lost += 1
-                token, now = attempt.claimed.token, self.clock.now()
-                self.events.emit(AttemptLeaseLost(self.worker_id, run_id, token, now))
-                if attempt.task is not None:
-                    attempt.task.cancel()
-                else:
-                    self._unhold(attempt)
+                self._stop(attempt)
+
+    async def _trust_loop(self) -> None:
+        """Stop attempts whose lease can no longer be trusted (guarantee: lease trust)."""
+        period = min(0.25, self.config.lease_ttl / 12)
+        while True:
+            await asyncio.sleep(period)
+            now = time.monotonic()
+            for attempt in [a for a in self._attempts.values() if a.trust_until <= now]:
+                if attempt.lost:
+                    continue
+                self._give_up(
+                    attempt,
+                    "lease could not be renewed in time (the store was unreachable); "
+                    "stopped before the lease could be handed on",
+                )
+
+    def _stop(self, attempt: _Attempt) -> None:
+        """The lease is gone: stop the attempt without recording anything."""
+        attempt.lost = True
+        self.stats.lost += 1
+        token, now = attempt.claimed.token, self.clock.now()
+        self.events.emit(AttemptLeaseLost(self.worker_id, attempt.claimed.run_id, token, now))
+        if attempt.control is not None:
+            attempt.control.cancel()
+        if attempt.task is not None:
+            attempt.task.cancel()
+        else:
+            self._unhold(attempt)
+
+    def _give_up(self, attempt: _Attempt, why: str) -> None:
+        """Our lease may lapse any moment: stop the attempt and record it as lost (fenced:
+        refused if the reaper recorded it first)."""
+        log.warning("run %s: %s", attempt.claimed.run_id, why)
+        self._stop(attempt)
+        self._post(self._result(attempt, AttemptOutcome.LOST, error=why))
 
     async def _drain(self) -> None:
         """Let running attempts finish within the grace period, then release the rest."""
         for attempt in [a for a in self._attempts.values() if a.task is None]:
             # Prefetched, not started: give the run straight back, due when it was due.
-            self._unhold(attempt)
             run = attempt.claimed
             now = self.clock.now()
-            released = self._result(run, AttemptOutcome.RELEASED, error="worker shut down")
+            self._unhold(attempt)
+            released = self._result(attempt, AttemptOutcome.RELEASED, error="worker shut down")
             self._post(
                 replace(
                     released,
@@ -524,3 +732,34 @@ class Worker:
     def slots(self) -> dict[str, tuple[int, int]]:
         """Per queue: (slots holding a run, concurrency)."""
         return {q: (self._running.get(q, 0), n) for q, n in self.config.queues.items()}
+
+    def status(self) -> dict[str, Any]:
+        """Liveness of each loop, for /readyz: seconds since each queue's claim loop last
+        turned and since the last successful heartbeat (None: not yet)."""
+        mono = time.monotonic()
+        return {
+            "running": self.running,
+            "outbox": len(self._outbox),
+            "queues": {
+                queue: {
+                    "running": self._running.get(queue, 0),
+                    "loop_age": _age(mono, self._loop_at.get(queue)),
+                }
+                for queue in self.config.queues
+            },
+            "heartbeat_age": _age(mono, self._heartbeat_at),
+            "claimed": self.stats.claimed,
+            "succeeded": self.stats.succeeded,
+            "failed": self.stats.failed,
+            "lost": self.stats.lost,
+            "refused": self.stats.refused,
+        }
+
+
+def _age(mono: float, at: float | None) -> float | None:
+    return None if at is None else round(mono - at, 3)
+
+
+def _is_statement_timeout(exc: BaseException) -> bool:
+    """PostgreSQL's statement_timeout (SQLSTATE 57014, query_canceled)."""
+    return getattr(exc, "sqlstate", None) == "57014"

@@ -39,6 +39,10 @@ SELECT clock_timestamp() AS now;
 RESET ALL;
 SELECT pg_advisory_unlock_all();
 
+-- name: statement_timeout_local
+-- A transactional task's statements are bounded by its job's timeout (milliseconds, text).
+SELECT set_config('statement_timeout', %(ms)s, true);
+
 -- name: search_path_restore
 SELECT set_config('search_path', %(search_path)s, true);
 
@@ -354,14 +358,15 @@ RETURNING r.id;
 
 -- name: runs_finish
 -- Record ended attempts: each only if its run is still running under its token (and, for
--- the reaper, its lease expired before ``expired_before``). One statement, hence atomic on
+-- the reaper, its lease expired before ``expired_before``). The run's ``started_at`` becomes
+-- the attempt's real start (the claim set when it was to start). One statement, hence atomic on
 -- its own: the run updates and the attempt rows commit together or not at all. ``ord``
 -- tells the caller which results were accepted.
 WITH accepted AS (
     UPDATE runs r
     SET state = x.state, failures = x.failures, due_at = COALESCE(x.due_at, r.due_at),
         finished_at = x.run_finished_at, lease_expires_at = NULL, error = x.error,
-        output = x.output
+        output = x.output, started_at = x.started_at
     FROM unnest(%(ids)b::uuid[], %(tokens)b::bigint[], %(states)b::text[],
                 %(failures)b::int[], %(due_ats)b::timestamptz[],
                 %(run_finished_ats)b::timestamptz[], %(expired_befores)b::timestamptz[],

@@ -2,11 +2,17 @@
 
 Design notes:
 
-- A ``psycopg_pool.ConnectionPool`` of autocommit connections whose ``search_path`` names only
-  the store's schema (so every statement in ``queries.sql`` is unqualified and several stores,
-  e.g. one per test, share a database) and whose ``TimeZone`` is UTC. A method that is a single
-  statement runs as its own transaction: one round trip. A method that needs several statements
-  opens ``conn.transaction()``.
+- Pools of autocommit connections (``pool.Pool``: connect on demand, dead idle connections
+  never handed out, short timeouts, so the store is usable again the moment the server is)
+  whose ``search_path`` names only the store's schema (so every statement in ``queries.sql``
+  is unqualified and several stores, e.g. one per test, share a database) and whose
+  ``TimeZone`` is UTC. A method that is a single statement runs as its own transaction: one
+  round trip. A method that needs several statements opens ``conn.transaction()``.
+- Two pools: one for the runtime (scheduler, worker claims, heartbeats, completions, API
+  reads), one for transactional tasks (``run_complete_with``), whose transactions last as long
+  as user code runs. Slow tasks can exhaust only their own pool, never delay a heartbeat.
+  A transactional task's transaction gets ``SET LOCAL statement_timeout`` from the job's
+  timeout, and can be cancelled on the server from another thread (``TxControl``).
 - Batches go to the server as arrays expanded with ``unnest``: the statement count of a method
   does not grow with its batch. Per method, in statements (plus BEGIN and COMMIT where a
   transaction is needed):
@@ -39,6 +45,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -49,7 +56,6 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow, dict_row
-from psycopg_pool import ConnectionPool
 
 from oncely.adapters.codec import (
     apikey_from_row,
@@ -65,6 +71,7 @@ from oncely.adapters.codec import (
     user_from_row,
 )
 from oncely.adapters.postgres.notify import PostgresNotifications, outbox_missed
+from oncely.adapters.postgres.pool import Pool
 from oncely.adapters.sqlfile import load_migrations, load_queries
 from oncely.domain.errors import Conflict, InvalidInput, NotFound
 from oncely.domain.firing import FirePlan
@@ -74,6 +81,7 @@ from oncely.domain.overlap import ClaimCandidate, resolve_overlap
 from oncely.domain.principal import Role
 from oncely.domain.runs import CANCELLABLE_STATES, Attempt, Run, RunState
 from oncely.domain.users import ApiKey, User
+from oncely.ports.clock import TimeSample
 from oncely.ports.store import (
     APIKEY_TOUCH_INTERVAL,
     AttemptResult,
@@ -89,6 +97,8 @@ from oncely.ports.store import (
     PruneBatch,
     RetentionAges,
     RunQuery,
+    TransactionCancelled,
+    TxControl,
 )
 
 T = TypeVar("T")
@@ -110,7 +120,7 @@ _LISTEN_PARAMS = {
     "keepalives_idle": 15,
     "keepalives_interval": 5,
     "keepalives_count": 3,
-    "connect_timeout": 10,
+    "connect_timeout": 2,
 }
 
 
@@ -144,8 +154,17 @@ class PostgresStore(PostgresNotifications):
     supports_listen = True
 
     def __init__(
-        self, url: str, *, schema: str = "oncely", min_size: int = 1, max_size: int = 10
+        self,
+        url: str,
+        *,
+        schema: str = "oncely",
+        min_size: int = 0,
+        max_size: int = 10,
+        task_pool_size: int = 32,
+        connect_timeout: float = 2.0,
+        checkout_timeout: float = 5.0,
     ) -> None:
+        del min_size  # connections are made on demand (kept for callers that pass it)
         if not _SCHEMA_NAME.match(schema):
             raise InvalidInput(
                 "schema must be 1-63 letters, digits or '_', not starting with a digit",
@@ -160,13 +179,21 @@ class PostgresStore(PostgresNotifications):
         params["options"] = f"{options} -c search_path={self._search_path} -c TimeZone=UTC".strip()
         self._conninfo = make_conninfo("", **params)
         self._listen_conninfo = make_conninfo(self._conninfo, **_LISTEN_PARAMS)
-        self._pool: ConnectionPool[Conn] = ConnectionPool(
+        self._pool: Pool = Pool(
             self._conninfo,
-            min_size=min_size,
             max_size=max_size,
-            kwargs={"autocommit": True},
             name=f"oncely-{schema}",
-            open=True,
+            connect_timeout=connect_timeout,
+            checkout_timeout=checkout_timeout,
+        )
+        # Transactional tasks wait for a free connection as long as they must: they run on
+        # their own threads, and the runtime bounds them with their timeout.
+        self._task_pool = Pool(
+            self._conninfo,
+            max_size=task_pool_size,
+            name=f"oncely-{schema}-tasks",
+            connect_timeout=connect_timeout,
+            checkout_timeout=3600.0,
         )
 
     # -- connections ----------------------------------------------------------------------
@@ -183,6 +210,7 @@ class PostgresStore(PostgresNotifications):
 
     def close(self) -> None:
         self._pool.close()
+        self._task_pool.close()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -223,6 +251,15 @@ class PostgresStore(PostgresNotifications):
     def db_now(self) -> datetime:
         now: datetime = self._read("db_now", {})[0]["now"]
         return now.astimezone(UTC)
+
+    def db_time_sample(self) -> TimeSample:
+        # The connection first, then the timed query: a wait for the pool (long while the
+        # server is down) must not count as round trip (guarantee 5).
+        with self._pool.connection() as conn:
+            sent = time.monotonic()
+            now: datetime = _fetch(conn, "db_now", {})[0]["now"]
+            received = time.monotonic()
+        return TimeSample(now.astimezone(UTC), sent, received)
 
     # -- jobs -----------------------------------------------------------------------------
 
@@ -694,12 +731,32 @@ class PostgresStore(PostgresNotifications):
             return self._finish(conn, results)
 
     def run_complete_with(
-        self, result: Callable[[T], AttemptResult], effect: Callable[[Any], T]
+        self,
+        result: Callable[[T], AttemptResult],
+        effect: Callable[[Any], T],
+        *,
+        timeout: float | None = None,
+        control: TxControl | None = None,
     ) -> tuple[bool, T | None]:
-        with self._pool.connection() as conn:
+        with self._task_pool.connection() as conn:
             try:
                 with conn.transaction():
-                    value = effect(conn)
+                    if timeout is not None:
+                        # Every statement of the task is bounded by the job's timeout.
+                        _exec(
+                            conn,
+                            "statement_timeout_local",
+                            {"ms": str(max(1, int(timeout * 1000)))},
+                        )
+                    if control is not None:
+                        control.bind(conn.cancel_safe)
+                    try:
+                        value = effect(conn)
+                    finally:
+                        if control is not None:
+                            control.bind(None)
+                    if control is not None and control.cancelled:
+                        raise TransactionCancelled("the attempt was cancelled")
                     # The task may have moved search_path (a tenant schema...): our statements
                     # must find our tables again, until the transaction ends.
                     _exec(conn, "search_path_restore", {"search_path": self._search_path})
@@ -797,7 +854,8 @@ class PostgresStore(PostgresNotifications):
                     break
                 log.warning("listen connection lost; reconnecting in %.1f s", delay, exc_info=True)
                 stop.wait(delay)
-                delay = min(delay * 2, 5.0)
+                # Capped low: a restarted server is listened to again within half a second.
+                delay = min(delay * 2, 0.5)
 
     # -- runs: the reading and admin side -------------------------------------------------
 

@@ -178,7 +178,8 @@ RETURNING id;
 -- name: run_finish
 UPDATE runs
 SET state = :state, failures = :failures, due_at = COALESCE(:due_at, due_at),
-    finished_at = :finished_at, lease_expires_at = NULL, error = :error, output = :output
+    finished_at = :finished_at, lease_expires_at = NULL, error = :error, output = :output,
+    started_at = :started_at
 WHERE id = :id AND token = :token AND state = 'running'
   AND (:expired_before IS NULL OR lease_expires_at <= :expired_before)
 RETURNING id;

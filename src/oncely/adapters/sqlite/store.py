@@ -9,6 +9,15 @@ Design notes:
   lock up front, so a transaction never fails half-way on a lock upgrade, and writers from
   other processes (``oncely jobs add`` while ``oncely up`` runs) queue on ``busy_timeout``.
   Within one process a lock serializes writers too, so they wait on a mutex rather than spin.
+- A transactional task (``run_complete_with``) runs its code inside the write lock, so every
+  other writer (shard leases, claims, heartbeats) waits for it. Its transaction is therefore
+  capped at ``task_transaction_cap`` seconds (0.25 by default; the URL parameter
+  ``?task_transaction_cap=``), or its job's timeout if shorter: past it, a running SQL
+  statement is interrupted (a progress handler), and a task that returns late is rolled back
+  and fails (``TransactionCancelled``). Python code that sleeps inside the lock cannot be
+  interrupted: it delays the other writers until it returns, and is then rolled back. Keep
+  transactional tasks short on SQLite: other writers wait up to the cap for each
+  transactional task queued ahead of them.
 - Fencing tokens come from the ``meta`` row ``fencing``, bumped in the same transaction that
   grants the lease: as long as the database file lives they only grow.
 """
@@ -20,6 +29,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -54,6 +64,7 @@ from oncely.domain.overlap import ClaimCandidate, resolve_overlap
 from oncely.domain.principal import Role
 from oncely.domain.runs import Attempt, Run, RunState
 from oncely.domain.users import ApiKey, User
+from oncely.ports.clock import TimeSample
 from oncely.ports.store import (
     APIKEY_TOUCH_INTERVAL,
     AttemptResult,
@@ -69,6 +80,8 @@ from oncely.ports.store import (
     PruneBatch,
     RetentionAges,
     RunQuery,
+    TransactionCancelled,
+    TxControl,
 )
 
 T = TypeVar("T")
@@ -83,8 +96,11 @@ class SqliteStore(SqliteNotifications):
     dialect = "sqlite"
     supports_listen = False
 
-    def __init__(self, path: str, *, busy_timeout: float = 30.0) -> None:
+    def __init__(
+        self, path: str, *, busy_timeout: float = 30.0, task_transaction_cap: float = 0.25
+    ) -> None:
         self.path = path
+        self.task_transaction_cap = task_transaction_cap
         self._busy_timeout = busy_timeout
         self._local = threading.local()
         self._write_lock = threading.Lock()
@@ -183,6 +199,10 @@ class SqliteStore(SqliteNotifications):
 
     def db_now(self) -> datetime:
         return datetime.now(UTC)
+
+    def db_time_sample(self) -> TimeSample:
+        sent = time.monotonic()
+        return TimeSample(datetime.now(UTC), sent, time.monotonic())
 
     # -- jobs -----------------------------------------------------------------------------
 
@@ -691,14 +711,46 @@ class SqliteStore(SqliteNotifications):
             return [_finish(conn, result) for result in results]
 
     def run_complete_with(
-        self, result: Callable[[T], AttemptResult], effect: Callable[[Any], T]
+        self,
+        result: Callable[[T], AttemptResult],
+        effect: Callable[[Any], T],
+        *,
+        timeout: float | None = None,
+        control: TxControl | None = None,
     ) -> tuple[bool, T | None]:
         conn = self._conn()
+        cap = self.task_transaction_cap
+        if timeout is not None:
+            cap = min(cap, timeout)
         with self._write_lock:
             conn.execute("BEGIN IMMEDIATE")
+            started = time.monotonic()
+            deadline = started + cap
+
+            def overdue() -> int:
+                # Called by SQLite every few thousand VM steps: non-zero interrupts.
+                return 1 if time.monotonic() > deadline else 0
+
+            conn.set_progress_handler(overdue, 10_000)
+            if control is not None:
+                control.bind(conn.interrupt)
             try:
-                value = effect(conn)
+                try:
+                    value = effect(conn)
+                finally:
+                    conn.set_progress_handler(None, 0)
+                    if control is not None:
+                        control.bind(None)
+                _refuse_late(control, time.monotonic() - started, cap)
                 accepted = _finish(conn, result(value))
+            except sqlite3.OperationalError as exc:
+                conn.execute("ROLLBACK")
+                if "interrupt" in str(exc):
+                    raise TransactionCancelled(
+                        f"interrupted after {cap:g} s: a transactional task may hold the SQLite "
+                        "write lock that long"
+                    ) from exc
+                raise
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -1187,6 +1239,16 @@ def _apikey_params(key: ApiKey) -> dict[str, Any]:
     }
 
 
+def _refuse_late(control: TxControl | None, held: float, cap: float) -> None:
+    if control is not None and control.cancelled:
+        raise TransactionCancelled("the attempt was cancelled")
+    if held > cap:
+        raise TransactionCancelled(
+            f"held the SQLite write lock {held:.2f} s, over the cap of {cap:g} s "
+            "for a transactional task; rolled back"
+        )
+
+
 def _shard_of_lease(lease: Lease) -> int:
     return int(lease.name.rsplit(":", 1)[1])
 
@@ -1244,6 +1306,7 @@ def _finish(conn: sqlite3.Connection, result: AttemptResult) -> bool:
             "error": result.error,
             "output": result.output,
             "expired_before": _us(result.expired_before),
+            "started_at": to_micros(result.started_at),
         },
     ).fetchone()
     if row is None:
