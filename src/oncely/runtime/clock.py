@@ -5,6 +5,12 @@ reads the database server's time, so a node whose own wall clock is off neither 
 nor steals leases. Asking the database on every decision would cost a round trip each, so it
 samples the database's clock now and then and advances it with the local *monotonic* clock,
 which a wrong wall-clock setting or an NTP step does not move.
+
+A sample is only as good as its round trip: it is timed around the query alone (never the
+wait for a connection, which lasts as long as a database outage), and one slower than
+``max_round_trip`` is discarded, so a node's clock is never set ahead by a slow answer.
+Tests: tests/unit/test_clock.py, tests/integration/test_postgres_recovery.py, and
+tests/acceptance/test_skewed_clocks.py (processes whose own clocks are minutes off).
 """
 
 from __future__ import annotations
