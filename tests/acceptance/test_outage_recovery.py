@@ -93,7 +93,7 @@ def _start(
 
 def _assert_no_early_start_and_nothing_lost(client: oncely.App, marks: Path) -> None:
     entries = ledger.read(marks)
-    early = [e for e in ledger.starts(entries) if e.at < e.scheduled_for - 0.005]
+    early = [e for e in ledger.starts(entries) if e.at < e.scheduled_for]
     assert not early, f"{len(early)} runs started early, e.g. {early[0]}"
     lost = [
         a
@@ -169,7 +169,10 @@ def test_scheduling_resumes_within_seconds_of_an_outage(
         for run in steady_runs:
             if run.id in ended:
                 outcomes = [a.outcome for a in client.attempts(run.id)]
-                assert outcomes in ([AttemptOutcome.SUCCEEDED], []), outcomes
+                # (A run given back by a worker stopping at the end may have a released
+                # attempt before the one that succeeded.)
+                assert outcomes.count(AttemptOutcome.SUCCEEDED) <= 1, outcomes
+                assert AttemptOutcome.LOST not in outcomes, outcomes
     finally:
         cluster.stop_all()
         client.close()

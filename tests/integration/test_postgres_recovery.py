@@ -107,8 +107,8 @@ def test_a_clock_sample_leaves_out_the_wait_for_a_connection(
         t.join()
     server = store.db_now()
     assert abs((clock.now() - server).total_seconds()) < 0.1
-    # Not ahead by half the wait (0.75 s): at most by the sample's own small error.
-    assert (first - server).total_seconds() < 0.05
+    # Not ahead by half the wait (0.75 s), nor at all.
+    assert first <= server
 
 
 def test_the_clock_is_not_set_ahead_by_a_resync_across_an_outage(

@@ -7,8 +7,9 @@ samples the database's clock now and then and advances it with the local *monoto
 which a wrong wall-clock setting or an NTP step does not move.
 
 A sample is only as good as its round trip: it is timed around the query alone (never the
-wait for a connection, which lasts as long as a database outage), and one slower than
-``max_round_trip`` is discarded, so a node's clock is never set ahead by a slow answer.
+wait for a connection, which lasts as long as a database outage), placed at the end of the
+round trip so the clock never runs ahead of the server's (it lags by at most the round trip),
+and one slower than ``max_round_trip`` is discarded.
 Tests: tests/unit/test_clock.py, tests/integration/test_postgres_recovery.py, and
 tests/acceptance/test_skewed_clocks.py (processes whose own clocks are minutes off).
 """
@@ -37,11 +38,14 @@ class DatabaseClock:
     """The database server's clock, advanced locally by the monotonic clock between samples.
 
     The offset is re-sampled every ``resync`` seconds. A sample is the server's
-    ``clock_timestamp()`` placed at the middle of the query's round trip, and only the query
-    is timed: the connection is taken first, so a wait for a pooled connection (long during
-    a database outage) cannot be mistaken for network delay. A sample whose round trip is
-    longer than ``max_round_trip`` is discarded (its error could be half of it) and the old
-    offset kept: a node's clock is never set ahead by a slow answer.
+    ``clock_timestamp()``, and only the query is timed: the connection is taken first, so a
+    wait for a pooled connection (long during a database outage) cannot be mistaken for
+    network delay. The server read its clock at some instant of the round trip, at the
+    latest when its answer came back: placing the sample there makes this clock a lower
+    bound of the server's, behind by at most the round trip, *never ahead* (a run is never
+    started early for it; the midpoint would halve the error but could be ahead by half
+    the round trip). A sample whose round trip is longer than ``max_round_trip`` is
+    discarded and the old offset kept, so the lag stays small.
 
     Only the first sample is taken in the caller's thread: later ones go to a background
     thread, since ``now()`` is called on event loops that must not block on a database
@@ -80,7 +84,7 @@ class DatabaseClock:
     def sync(self) -> bool:
         """Take one sample; return whether it was kept."""
         sample = self._sample()
-        mono = (sample.sent + sample.received) / 2
+        mono = sample.received
         with self._lock:
             if sample.round_trip > self._max_rtt and self._base is not None:
                 self.discarded += 1
