@@ -139,3 +139,31 @@ def test_a_manual_run_may_carry_its_own_payload(store: Store) -> None:
     assert payloads == {plain.id: {"from": "job"}, own.id: {"from": "trigger"}, null.id: None}
     stored = store.job_get(job.owner, job.id)
     assert stored is not None and stored.payload == {"from": "job"}
+
+
+def test_job_count_matches_the_search_filters_within_the_owner_up_to_a_cap(store: Store) -> None:
+    jobs = [
+        make_job(name="Nightly Backup", policy=Policy(queue="heavy")),
+        make_job(name="hourly ping", action=HttpAction(url="https://example.com/x")),
+        make_job(name="backup check", paused=True, action=PythonAction(task="check")),
+        make_job(name="backup of bob", owner="bob"),
+    ]
+    for job in jobs:
+        store.job_create(job, now=T0)
+
+    def count(owner: str | None = "alice", cap: int = 10_000, **kw: object) -> int:
+        return store.job_count(owner, JobQuery(**kw), cap=cap)  # type: ignore[arg-type]
+
+    assert count() == 3
+    assert count(None) == 4
+    assert count(name_contains="BACKUP") == 2
+    assert count(None, name_contains="backup") == 3
+    assert count(paused=True) == 1
+    assert count(queue="heavy") == 1
+    assert count(action_kind="http") == 1
+    assert count(last_outcome=RunState.SUCCEEDED) == 0
+    # Paging fields are ignored; the cap bounds the count.
+    assert count(limit=1, after=("a", "0")) == 3
+    assert count(cap=2) == 2
+    store.job_delete("alice", jobs[0].id, now=later(1))
+    assert count() == 2

@@ -159,6 +159,30 @@ def test_create_watch_and_pause_a_job(login: Any, server: Server) -> None:
     expect(page.locator(".head .state.s-paused")).to_have_text("paused")
 
 
+def test_bulk_pause_and_resume_with_a_reason(login: Any, server: Server) -> None:
+    s = login("alice", USERS["alice"])
+    page = s.page
+    ids = [create_job(page, server.url, f"bulk {n}", "0 7 * * *", "greet") for n in range(3)]
+    page.goto(server.url + "/jobs?q=bulk")
+    expect(page.locator("#jobs-count")).to_have_text("3 of 3 jobs")
+    page.get_by_label("Select bulk 0").check()
+    page.get_by_label("Select bulk 2").check()
+    page.get_by_label("Reason").fill("maintenance window")
+    page.get_by_role("button", name="Pause selected").click()
+    expect(page.get_by_text("Paused 2 of 2 jobs.")).to_be_visible()
+    page.goto(server.url + "/jobs?q=bulk&paused=yes")
+    expect(page.locator("#jobs-count")).to_have_text("2 of 2 jobs")
+    page.goto(f"{server.url}/jobs/{ids[0]}")
+    audit = page.locator("table", has_text="job.pause")
+    expect(audit).to_contain_text("alice")
+    page.goto(server.url + "/jobs?q=bulk")
+    page.get_by_label("Select bulk 0").check()
+    page.get_by_role("button", name="Resume selected").click()
+    expect(page.get_by_text("Resumed 1 of 1 jobs.")).to_be_visible()
+    page.goto(server.url + "/jobs?q=bulk&paused=no")
+    expect(page.locator("#jobs-count")).to_have_text("2 of 2 jobs")
+
+
 def test_requeue_a_dead_run_from_the_failures_inbox(login: Any, server: Server) -> None:
     s = login("alice", USERS["alice"])
     page = s.page

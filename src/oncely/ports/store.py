@@ -366,6 +366,11 @@ class Store(Protocol):
         (name, id) order: never a scan of other owners' jobs."""
         ...
 
+    def job_count(self, owner: str | None, query: JobQuery, *, cap: int = 10_000) -> int:
+        """How many live jobs ``query``'s filters match (its ``limit`` and ``after`` are
+        ignored), counted up to ``cap``: a result of ``cap`` means "at least that many"."""
+        ...
+
     def job_set_paused(
         self,
         owner: str | None,

@@ -34,7 +34,7 @@ from oncely.domain.schedule import (
     next_fire,
     parse_interval,
 )
-from oncely.ports.store import JobQuery, PayloadOverride
+from oncely.ports.store import AuditEntry, JobQuery, JobVersion, PayloadOverride
 from oncely.service.deps import ServiceDeps, actor, require
 from oncely.wire import (
     EmailSpec,
@@ -263,6 +263,24 @@ class JobService:
         require(who, Permission.READ)
         scope = who.scope if not who.is_admin else owner
         return self.deps.store().job_search(scope, query)
+
+    def count(self, who: Principal, query: JobQuery, *, cap: int = 10_000) -> int:
+        """How many of the caller's jobs the filters match, up to ``cap`` (an admin: every
+        owner's)."""
+        require(who, Permission.READ)
+        return self.deps.store().job_count(who.scope, query, cap=cap)
+
+    def versions(self, who: Principal, job_id: str, *, limit: int = 20) -> list[JobVersion]:
+        """The job's previous definitions, newest first."""
+        job = self.get(who, job_id)
+        return self.deps.store().job_versions_list(who.scope, job.id, limit=limit)
+
+    def audit(self, who: Principal, job_id: str, *, limit: int = 20) -> list[AuditEntry]:
+        """The audit entries about this job, newest first."""
+        job = self.get(who, job_id)
+        return self.deps.store().audit_list(
+            who.scope, target_kind="job", target_id=job.id, limit=limit
+        )
 
     def due_soon(self, who: Principal, *, within: timedelta, limit: int = 10) -> list[Job]:
         """The caller's active jobs whose next fire is within ``within`` from now, soonest

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from oncely.domain.actions import HttpAction, PythonAction
 from oncely.domain.jobs import Job
 from oncely.domain.schedule import AtSchedule, CronSchedule, EverySchedule
-from oncely.wire import JobCreate, JobPatch
+from oncely.wire import JobCreate, JobFields, JobPatch
 
 
 class FormError(Exception):
@@ -121,11 +121,13 @@ def parse_job_form(form: dict[str, str], *, create: bool) -> Any:
 
 def job_form_defaults(job: Job | None = None) -> dict[str, str]:
     """The form's fields for a new job, or filled from ``job``."""
+    d = {k: f.default for k, f in JobFields.model_fields.items()}
     values = {
-        "name": "", "kind": "cron", "cron": "", "every": "", "at": "", "timezone": "UTC",
-        "dst_gap": "shift", "dst_fold": "first", "action": "task", "task": "", "http": "",
-        "payload": "", "retries": "3", "timeout": "", "overlap": "allow",
-        "misfire": "run_once", "queue": "default", "priority": "0",
+        "name": "", "kind": "cron", "cron": "", "every": "", "at": "", "timezone": d["timezone"],
+        "dst_gap": d["dst_gap"], "dst_fold": d["dst_fold"], "action": "task", "task": "",
+        "http": "", "payload": "", "retries": str(d["retries"]), "timeout": "",
+        "overlap": d["overlap"], "misfire": d["misfire"], "queue": d["queue"],
+        "priority": str(d["priority"]),
     }
     if job is None:
         return values

@@ -67,6 +67,7 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 PAGE = 50
+COUNT_CAP = 100_000
 FLASH_COOKIE = "oncely_flash"
 _STATIC = {"app.css": "text/css; charset=utf-8", "app.js": "text/javascript; charset=utf-8"}
 
@@ -76,7 +77,9 @@ _env = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-_env.globals.update(when=words.when, exact=words.exact, seconds=words.seconds)
+_env.globals.update(
+    when=words.when, exact=words.exact, seconds=words.seconds, schedule_words=schedule_in_words
+)
 
 
 Reader = Annotated[WebSession, Depends(SessionRule(Permission.READ))]
@@ -347,7 +350,8 @@ def web_router(service: Service, limits: LoginLimits | None = None) -> APIRouter
             if more
             else None
         )
-        total = None
+        count = service.jobs.count(who, query, cap=COUNT_CAP)
+        total = f"{count:,}+" if count >= COUNT_CAP else f"{count:,}"
         ctx: dict[str, Any] = {
             "rows": rows, "filters": filters, "next_url": next_url, "now": t, "total": total,
             "first_url": "/jobs?" + urlencode(base), "paged": cursor is not None,
@@ -435,8 +439,8 @@ def web_router(service: Service, limits: LoginLimits | None = None) -> APIRouter
             "chart": charts.duration_chart(points),
             "runs": runs,
             "now": t,
-            "history": service.jobs.history(who, job.id) if hasattr(service.jobs, "history")
-            else None,
+            "versions": service.jobs.versions(who, job.id, limit=10),
+            "audit": service.jobs.audit(who, job.id, limit=20),
         }
         return _render(request, "job.html", web, title=job.name, **ctx)
 
@@ -629,7 +633,7 @@ def web_router(service: Service, limits: LoginLimits | None = None) -> APIRouter
         request: Request,
         web: Reader,
     ) -> Response:
-        dead = service.runs.search(web.principal, RunQuery(limit=500, states=[RunState.DEAD]))
+        dead = service.runs.search(web.principal, RunQuery(limit=300, states=[RunState.DEAD]))
         groups: dict[str, list[Run]] = defaultdict(list)
         for run in dead:
             groups[_error_key(run.error)].append(run)

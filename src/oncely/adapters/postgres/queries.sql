@@ -145,6 +145,36 @@ WHERE j.deleted_at IS NULL
 ORDER BY j.name, j.id
 LIMIT %(limit)s;
 
+-- name: job_count_owner
+-- How many live jobs match, counted up to the cap (a count never scans without end).
+SELECT count(*) AS n FROM (
+SELECT 1 FROM jobs j
+WHERE j.owner = %(owner)s AND j.deleted_at IS NULL
+  AND (%(name_contains)s::text IS NULL
+       OR strpos(lower(j.name), lower(%(name_contains)s::text)) > 0)
+  AND (%(paused)s::boolean IS NULL OR j.paused = %(paused)s::boolean)
+  AND (%(queue)s::text IS NULL OR j.policy ->> 'queue' = %(queue)s::text)
+  AND (%(action_kind)s::text IS NULL OR j.action ->> 'kind' = %(action_kind)s::text)
+  AND (%(last_outcome)s::text IS NULL OR (
+        SELECT r.state FROM runs r WHERE r.job_id = j.id AND r.finished_at IS NOT NULL
+        ORDER BY r.scheduled_for DESC, r.id DESC LIMIT 1) = %(last_outcome)s::text)
+LIMIT %(cap)s) AS matched;
+
+-- name: job_count_all
+-- How many live jobs match, counted up to the cap (a count never scans without end).
+SELECT count(*) AS n FROM (
+SELECT 1 FROM jobs j
+WHERE j.deleted_at IS NULL
+  AND (%(name_contains)s::text IS NULL
+       OR strpos(lower(j.name), lower(%(name_contains)s::text)) > 0)
+  AND (%(paused)s::boolean IS NULL OR j.paused = %(paused)s::boolean)
+  AND (%(queue)s::text IS NULL OR j.policy ->> 'queue' = %(queue)s::text)
+  AND (%(action_kind)s::text IS NULL OR j.action ->> 'kind' = %(action_kind)s::text)
+  AND (%(last_outcome)s::text IS NULL OR (
+        SELECT r.state FROM runs r WHERE r.job_id = j.id AND r.finished_at IS NOT NULL
+        ORDER BY r.scheduled_for DESC, r.id DESC LIMIT 1) = %(last_outcome)s::text)
+LIMIT %(cap)s) AS matched;
+
 -- name: job_set_paused
 UPDATE jobs
 SET paused = %(paused)s, next_fire_at = %(next_fire_at)s, version = version + 1,

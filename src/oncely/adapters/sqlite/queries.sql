@@ -72,6 +72,34 @@ WHERE j.deleted_at IS NULL
 ORDER BY j.name, j.id
 LIMIT :limit;
 
+-- name: job_count_owner
+-- How many live jobs match, counted up to the cap (a count never scans without end).
+SELECT count(*) AS n FROM (
+SELECT 1 FROM jobs j
+WHERE j.owner = :owner AND j.deleted_at IS NULL
+  AND (:name_contains IS NULL OR instr(lower(j.name), lower(:name_contains)) > 0)
+  AND (:paused IS NULL OR j.paused = :paused)
+  AND (:queue IS NULL OR json_extract(j.policy, '$.queue') = :queue)
+  AND (:action_kind IS NULL OR json_extract(j.action, '$.kind') = :action_kind)
+  AND (:last_outcome IS NULL OR (
+        SELECT r.state FROM runs r WHERE r.job_id = j.id AND r.finished_at IS NOT NULL
+        ORDER BY r.scheduled_for DESC, r.id DESC LIMIT 1) = :last_outcome)
+LIMIT :cap) AS matched;
+
+-- name: job_count_all
+-- How many live jobs match, counted up to the cap (a count never scans without end).
+SELECT count(*) AS n FROM (
+SELECT 1 FROM jobs j
+WHERE j.deleted_at IS NULL
+  AND (:name_contains IS NULL OR instr(lower(j.name), lower(:name_contains)) > 0)
+  AND (:paused IS NULL OR j.paused = :paused)
+  AND (:queue IS NULL OR json_extract(j.policy, '$.queue') = :queue)
+  AND (:action_kind IS NULL OR json_extract(j.action, '$.kind') = :action_kind)
+  AND (:last_outcome IS NULL OR (
+        SELECT r.state FROM runs r WHERE r.job_id = j.id AND r.finished_at IS NOT NULL
+        ORDER BY r.scheduled_for DESC, r.id DESC LIMIT 1) = :last_outcome)
+LIMIT :cap) AS matched;
+
 -- name: job_set_paused
 UPDATE jobs
 SET paused = :paused, next_fire_at = :next_fire_at, version = version + 1, updated_at = :now

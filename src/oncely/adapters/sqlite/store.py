@@ -318,6 +318,21 @@ class SqliteStore(SqliteNotifications):
         )
         return [job_from_row(r, from_micros) for r in rows]
 
+    def job_count(self, owner: str | None, query: JobQuery, *, cap: int = 10_000) -> int:
+        rows = self._read(
+            "job_count_all" if owner is None else "job_count_owner",
+            {
+                "owner": owner,
+                "cap": cap,
+                "name_contains": query.name_contains,
+                "paused": None if query.paused is None else int(query.paused),
+                "queue": query.queue,
+                "action_kind": query.action_kind,
+                "last_outcome": None if query.last_outcome is None else str(query.last_outcome),
+            },
+        )
+        return int(rows[0]["n"])
+
     def job_set_paused(
         self,
         owner: str | None,
