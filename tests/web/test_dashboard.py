@@ -159,6 +159,32 @@ def test_create_watch_and_pause_a_job(login: Any, server: Server) -> None:
     expect(page.locator(".head .state.s-paused")).to_have_text("paused")
 
 
+def test_trigger_now_with_a_payload_after_confirming(login: Any, server: Server) -> None:
+    s = login("alice", USERS["alice"])
+    page = s.page
+    create_job(page, server.url, "on demand", "0 8 * * *", "greet")
+    job_url = page.url
+    page.get_by_text("Trigger now…").click()
+    page.get_by_label("Payload for this run only").fill('{"name": "from the web"}')
+    page.get_by_role("button", name="Run now").click()  # not confirmed: nothing is sent
+    page.wait_for_timeout(300)
+    assert page.url == job_url
+    page.get_by_label(re.compile("Yes, run on demand now")).check()
+    page.get_by_role("button", name="Run now").click()
+    expect(page).to_have_url(re.compile(r"/runs/[0-9a-f-]{36}$"))
+    expect(page.get_by_text("Triggered.")).to_be_visible()
+    # The run page refreshes itself until the run ends.
+    expect(page.locator("#run-state")).to_have_text("succeeded", timeout=20_000)
+    expect(page.locator("#run-output")).to_contain_text("hello from the web")
+    expect(page.locator(".timeline")).to_contain_text("fencing token")
+    # Without a payload the job's own is used.
+    page.goto(job_url)
+    page.get_by_text("Trigger now…").click()
+    page.get_by_label(re.compile("Yes, run on demand now")).check()
+    page.get_by_role("button", name="Run now").click()
+    expect(page.locator("#run-output")).to_contain_text("hello world", timeout=20_000)
+
+
 def test_bulk_pause_and_resume_with_a_reason(login: Any, server: Server) -> None:
     s = login("alice", USERS["alice"])
     page = s.page

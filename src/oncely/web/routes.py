@@ -504,8 +504,7 @@ def web_router(service: Service, limits: LoginLimits | None = None) -> APIRouter
             except ValueError as exc:
                 return _redirect(request, f"/jobs/{job.id}",
                                  flash=f"The payload is not valid JSON: {exc}")
-            trigger: Callable[..., Run] = service.jobs.trigger
-            run = trigger(web.principal, job.id, payload=value)
+            run = service.jobs.trigger(web.principal, job.id, payload=value)
         else:
             run = service.jobs.trigger(web.principal, job.id)
         return _redirect(request, f"/runs/{run.id}", flash="Triggered.")
