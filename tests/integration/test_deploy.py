@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from oncely.adapters.sqlite.store import SqliteStore
@@ -89,3 +90,66 @@ def test_rules_and_dashboard_name_only_exported_metrics(tmp_path: Path) -> None:
         assert not missing, f"{source} name metrics oncely does not export: {sorted(missing)}"
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids)) and dashboard["uid"] == "oncely-overview"
+
+
+COMPOSE = DEPLOY / "docker-compose.yml"
+
+
+def compose_command() -> list[str]:
+    """``docker compose`` (the plugin) or ``docker-compose`` (Debian's package)."""
+    docker = shutil.which("docker")
+    if docker is not None:
+        probe = subprocess.run(
+            [docker, "compose", "version"], capture_output=True, text=True, check=False
+        )
+        if probe.returncode == 0:
+            return [docker, "compose"]
+    legacy = shutil.which("docker-compose")
+    if legacy is not None:
+        return [legacy]
+    pytest.skip(
+        "neither `docker compose` nor `docker-compose` is installed "
+        "(scripts/ensure-tools installs Debian's docker-compose)"
+    )
+
+
+def test_compose_file_is_valid_and_runs_the_cluster(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path)}
+    env["ONCELY_DB_PASSWORD"] = "s3cret-from-env"
+    done = subprocess.run(
+        [*compose_command(), "-f", str(COMPOSE), "config"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    config = yaml.safe_load(done.stdout)
+    services = config["services"]
+    assert set(services) == {
+        "postgres", "migrate", "scheduler-1", "scheduler-2", "worker-1", "worker-2", "api",
+    }  # fmt: skip
+    for name in ("scheduler-1", "scheduler-2", "worker-1", "worker-2", "api", "migrate"):
+        service = services[name]
+        assert service["build"]["dockerfile"] == "Dockerfile"
+        store = service["environment"]["ONCELY_STORE"]
+        assert store == "postgresql://oncely:s3cret-from-env@postgres:5432/oncely"
+    assert services["scheduler-1"]["command"][0] == "scheduler"
+    assert services["worker-2"]["command"][0] == "worker"
+    assert services["api"]["command"][0] == "api"
+    assert services["migrate"]["command"] == ["db", "migrate"]
+    assert (DEPLOY.parent / "Dockerfile").is_file()
+
+
+def test_systemd_units_name_real_commands() -> None:
+    import configparser
+
+    for unit in sorted((DEPLOY / "systemd").glob("*.service")):
+        parser = configparser.ConfigParser(strict=False, interpolation=None)
+        parser.read_string(unit.read_text())
+        assert parser["Service"]["EnvironmentFile"] == "/etc/oncely/oncely.env", unit.name
+        command = parser["Service"]["ExecStart"].split()
+        assert command[0].endswith("/oncely") and command[1] in ("scheduler", "worker", "api")
+        assert float(parser["Service"]["TimeoutStopSec"]) > 0
+    env = (DEPLOY / "systemd" / "oncely.env").read_text()
+    assert "ONCELY_STORE=" in env

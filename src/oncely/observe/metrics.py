@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import math
 import threading
 import time
 from collections import Counter as Tally
@@ -78,15 +79,24 @@ class _Histograms:
         self._lock = threading.Lock()
 
     def observe_many(self, key: str, values: Iterable[float]) -> None:
+        ordered = sorted(values)
+        if not ordered:
+            return
+        # Sorted once (C), then one bisect per bucket bound: a batch of thousands costs
+        # O(buckets * log n) Python steps, not one per value.
+        edges = [bisect.bisect_right(ordered, bound) for bound in self.bounds]
+        total = math.fsum(ordered)
         with self._lock:
             entry = self._data.get(key)
             if entry is None:
                 entry = self._data[key] = ([0] * (len(self.bounds) + 1), [0.0])
-            counts, total = entry
-            bounds = self.bounds
-            for value in values:
-                counts[bisect.bisect_left(bounds, value)] += 1
-                total[0] += value
+            counts, running = entry
+            below = 0
+            for i, edge in enumerate(edges):
+                counts[i] += edge - below
+                below = edge
+            counts[-1] += len(ordered) - below
+            running[0] += total
 
     def family(self) -> HistogramMetricFamily:
         family = HistogramMetricFamily(self.name, self.doc, labels=[self.label])
@@ -262,56 +272,52 @@ class RuntimeMetrics(Collector):
             self.retention.labels("jobs").inc(event.jobs)
 
     def _started(self, event: ev.AttemptsStarted) -> None:
-        started: Tally[str] = Tally()
-        lags: dict[str, list[float]] = {}
-        for run in event.runs:
-            started[run.queue] += 1
-            if run.attempt == 1:
-                lag = (run.started_at - run.scheduled_for).total_seconds()
-                lags.setdefault(run.queue, []).append(max(lag, 0.0))
-        for queue, n in started.items():
+        runs = event.runs
+        for queue, n in Tally(r.queue for r in runs).items():
             self.started.labels(queue).inc(n)
-        for queue, values in lags.items():
-            self.lag.observe_many(queue, values)
+        firsts = [r for r in runs if r.attempt == 1]
+        for queue, group in _by_queue(firsts, lambda r: r.queue):
+            self.lag.observe_many(
+                queue, [(r.started_at - r.scheduled_for).total_seconds() for r in group]
+            )
 
     def _finished(self, event: ev.AttemptsFinished) -> None:
-        outcomes: Tally[tuple[str, str]] = Tally()
-        states: Tally[tuple[str, str]] = Tally()
-        refused: Tally[str] = Tally()
-        durations: dict[str, list[float]] = {}
+        # Written for batches of thousands: C-level counting and comprehensions, one metric
+        # update per (queue, label) seen.
+        results, accepted = event.results, event.accepted
+        if all(accepted):
+            ok = results
+        else:
+            ok = [r for r, a in zip(results, accepted, strict=True) if a]
+            refused = Tally(
+                r.queue or "unknown" for r, a in zip(results, accepted, strict=True) if not a
+            )
+            for queue, n in refused.items():
+                self.refused.labels(queue).inc(n)
+        for (name, outcome), n in Tally((r.queue, r.outcome) for r in ok).items():
+            self.attempts.labels(name or "unknown", outcome.value).inc(n)
+            if outcome is AttemptOutcome.SUCCEEDED:
+                self.finished.labels(name or "unknown", "succeeded").inc(n)
+        unusual = [r for r in ok if r.outcome is not AttemptOutcome.SUCCEEDED]
+        for (name, state), n in Tally((r.queue, r.decision.state) for r in unusual).items():
+            if state is RunState.RETRYING:
+                self.retries.labels(name or "unknown").inc(n)
+            elif state in _FINISHED:
+                self.finished.labels(name or "unknown", state.value).inc(n)
         released = AttemptOutcome.RELEASED
-        for result, ok in zip(event.results, event.accepted, strict=True):
-            queue = result.queue or "unknown"
-            if not ok:
-                refused[queue] += 1
-                continue
-            outcome = result.outcome
-            outcomes[queue, outcome.value] += 1
-            state = result.decision.state
-            if state in _FINISHED:
-                states[queue, state.value] += 1
-            elif state is RunState.RETRYING:
-                states[queue, "retrying"] += 1
-            if outcome is not released:
-                spent = (result.finished_at - result.started_at).total_seconds()
-                durations.setdefault(queue, []).append(spent)
-            if self._jobs and result.job_name in self._jobs:
-                self.job_attempts.labels(result.job_name, outcome.value).inc()
-                if outcome is AttemptOutcome.SUCCEEDED:
-                    self.job_last_success.labels(result.job_name).set(
-                        result.finished_at.timestamp()
-                    )
-        for (queue, outcome_name), n in outcomes.items():
-            self.attempts.labels(queue, outcome_name).inc(n)
-        for (queue, state_name), n in states.items():
-            if state_name == "retrying":
-                self.retries.labels(queue).inc(n)
-            else:
-                self.finished.labels(queue, state_name).inc(n)
-        for queue, n in refused.items():
-            self.refused.labels(queue).inc(n)
-        for queue, spent_list in durations.items():
-            self.duration.observe_many(queue, spent_list)
+        timed = [r for r in ok if r.outcome is not released] if unusual else ok
+        for queue, group in _by_queue(timed, lambda r: r.queue or "unknown"):
+            self.duration.observe_many(
+                queue, [(r.finished_at - r.started_at).total_seconds() for r in group]
+            )
+        if self._jobs:
+            for result in ok:
+                if result.job_name in self._jobs:
+                    self.job_attempts.labels(result.job_name, result.outcome.value).inc()
+                    if result.outcome is AttemptOutcome.SUCCEEDED:
+                        self.job_last_success.labels(result.job_name).set(
+                            result.finished_at.timestamp()
+                        )
 
     # -- scrape-time collection -----------------------------------------------------------
 
@@ -416,3 +422,18 @@ class RuntimeMetrics(Collector):
     def exposition(self) -> bytes:
         """The text format Prometheus scrapes (blocking: may read the store)."""
         return generate_latest(self.registry)
+
+
+def _by_queue(
+    items: Sequence[Any], queue_of: Callable[[Any], str]
+) -> list[tuple[str, Sequence[Any]]]:
+    """Items grouped by queue; one group without copying when all share one (the usual)."""
+    if not items:
+        return []
+    first = queue_of(items[0])
+    if all(queue_of(x) == first for x in items):
+        return [(first, items)]
+    groups: dict[str, list[Any]] = {}
+    for item in items:
+        groups.setdefault(queue_of(item), []).append(item)
+    return list(groups.items())
