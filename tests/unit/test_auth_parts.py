@@ -117,14 +117,16 @@ def test_first_admin_comes_from_the_environment_once(auth: Authenticator) -> Non
         {"ONCELY_ADMIN_USER": "root"},
         {"ONCELY_ADMIN_PASSWORD": "a long admin password"},
         {"ONCELY_ADMIN_USER": "root", "ONCELY_ADMIN_PASSWORD": "short"},
+        {"ONCELY_ADMIN_USER": "root", "ONCELY_ADMIN_PASSWORD": "x" * 2000},
         {"ONCELY_ADMIN_USER": "bad name", "ONCELY_ADMIN_PASSWORD": "a long admin password"},
     ],
 )
 def test_an_incomplete_or_weak_first_admin_is_refused(
     auth: Authenticator, env: dict[str, str]
 ) -> None:
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidInput) as refused:
         auth.bootstrap_admin(env)
+    assert refused.value.field in ("ONCELY_ADMIN_USER", "ONCELY_ADMIN_PASSWORD")
     assert auth.store.user_list() == []
 
 

@@ -199,7 +199,11 @@ class Authenticator:
             )
         if self.store.user_list(limit=1):
             return None
-        user = self._new_user(name, password, role=Role.ADMIN, owner=None)
+        try:
+            user = self._new_user(name, password, role=Role.ADMIN, owner=None)
+        except InvalidInput as exc:
+            variable = "ONCELY_ADMIN_PASSWORD" if exc.field == "password" else "ONCELY_ADMIN_USER"
+            raise InvalidInput(str(exc), field=variable) from None
         if not self.store.user_create_first(user, now=self.clock.now()):
             return None
         log.info("created the first admin %r from the environment", name)
