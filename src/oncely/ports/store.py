@@ -351,6 +351,21 @@ class Store(Protocol):
         Returns how many were stored. Audited as one ``job.create`` entry per job."""
         ...
 
+    def jobs_import(
+        self,
+        creates: Sequence[Job],
+        updates: Sequence[tuple[Job, int]],
+        *,
+        now: datetime,
+        actor: str | None = None,
+    ) -> None:
+        """Create ``creates`` and change the definitions in ``updates`` (each with the version
+        it was read at) in ONE transaction, all or none: what importing a crontab does.
+        Creating is as ``jobs_create`` (a taken name is a ``Conflict``); each update is as
+        ``job_update`` with ``expected_version`` (a job changed or deleted meanwhile is a
+        ``Conflict``). Audited as those are."""
+        ...
+
     def job_get(self, owner: str | None, job_id: str) -> Job | None: ...
 
     def job_get_by_name(self, owner: str, name: str) -> Job | None: ...

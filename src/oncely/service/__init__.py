@@ -17,6 +17,7 @@ either, for people typing at a CLI) is unambiguous.
 from __future__ import annotations
 
 from oncely.service.deps import ServiceDeps
+from oncely.service.imports import ImportService
 from oncely.service.jobs import JobService
 from oncely.service.notifications import ChannelCheck, NotificationService, shape_only
 from oncely.service.runs import RunService
@@ -30,6 +31,7 @@ class Service:
         self.jobs = JobService(deps)
         self.runs = RunService(deps)
         self.notifications = NotificationService(deps, check_channel)
+        self.imports = ImportService(deps)
 
 
 __all__ = ["Service", "ServiceDeps"]

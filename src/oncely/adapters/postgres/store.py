@@ -303,46 +303,67 @@ class PostgresStore(PostgresNotifications):
 
     def jobs_create(self, jobs: Sequence[Job], *, now: datetime, actor: str | None = None) -> int:
         refuse_duplicate_names(jobs)
-        stored: set[tuple[str, str]] = set()
         with self._tx() as conn:
-            # One transaction, statements of a bounded size (arrays of 1M rows would be
-            # built in memory on both sides).
-            for i in range(0, len(jobs), _BULK_CHUNK):
-                chunk = jobs[i : i + _BULK_CHUNK]
-                cols = [job_columns(j) for j in chunk]
-                params = {
-                    "ids": [UUID(j.id) for j in chunk],
-                    "owners": [j.owner for j in chunk],
-                    "names": [j.name for j in chunk],
-                    "schedules": [c["schedule"] for c in cols],
-                    "actions": [c["action"] for c in cols],
-                    "payloads": [c["payload"] for c in cols],
-                    "policies": [c["policy"] for c in cols],
-                    "paused": [j.paused for j in chunk],
-                    "next_fire_ats": [j.next_fire_at for j in chunk],
-                    "shards": [j.shard for j in chunk],
-                    "now": now,
-                }
-                rows = _fetch(conn, "jobs_insert_many", params)
-                stored.update((r["owner"], r["name"]) for r in rows)
-                if len(rows) != len(chunk):
-                    refuse_taken_names(chunk, stored)
-                if actor is not None:
-                    _exec(
-                        conn,
-                        "audit_insert_many",
-                        {
-                            "at": now,
-                            "actor": actor,
-                            "action": "job.create",
-                            "target_kind": "job",
-                            "owners": [j.owner for j in chunk],
-                            "target_ids": [j.id for j in chunk],
-                            "details": [
-                                _json_text({"name": j.name, "version": j.version}) for j in chunk
-                            ],
-                        },
-                    )
+            return self._jobs_create_in(conn, jobs, now, actor)
+
+    def jobs_import(
+        self,
+        creates: Sequence[Job],
+        updates: Sequence[tuple[Job, int]],
+        *,
+        now: datetime,
+        actor: str | None = None,
+    ) -> None:
+        refuse_duplicate_names([*creates, *(job for job, _ in updates)])
+        with self._tx() as conn:
+            for job, version in updates:
+                if self._job_update_in(conn, job.owner, job, version, now, actor) is None:
+                    raise Conflict(f"job {job.name!r} was deleted meanwhile; import again")
+            if creates:
+                self._jobs_create_in(conn, creates, now, actor)
+
+    def _jobs_create_in(
+        self, conn: Conn, jobs: Sequence[Job], now: datetime, actor: str | None
+    ) -> int:
+        stored: set[tuple[str, str]] = set()
+        # One transaction, statements of a bounded size (arrays of 1M rows would be
+        # built in memory on both sides).
+        for i in range(0, len(jobs), _BULK_CHUNK):
+            chunk = jobs[i : i + _BULK_CHUNK]
+            cols = [job_columns(j) for j in chunk]
+            params = {
+                "ids": [UUID(j.id) for j in chunk],
+                "owners": [j.owner for j in chunk],
+                "names": [j.name for j in chunk],
+                "schedules": [c["schedule"] for c in cols],
+                "actions": [c["action"] for c in cols],
+                "payloads": [c["payload"] for c in cols],
+                "policies": [c["policy"] for c in cols],
+                "paused": [j.paused for j in chunk],
+                "next_fire_ats": [j.next_fire_at for j in chunk],
+                "shards": [j.shard for j in chunk],
+                "now": now,
+            }
+            rows = _fetch(conn, "jobs_insert_many", params)
+            stored.update((r["owner"], r["name"]) for r in rows)
+            if len(rows) != len(chunk):
+                refuse_taken_names(chunk, stored)
+            if actor is not None:
+                _exec(
+                    conn,
+                    "audit_insert_many",
+                    {
+                        "at": now,
+                        "actor": actor,
+                        "action": "job.create",
+                        "target_kind": "job",
+                        "owners": [j.owner for j in chunk],
+                        "target_ids": [j.id for j in chunk],
+                        "details": [
+                            _json_text({"name": j.name, "version": j.version}) for j in chunk
+                        ],
+                    },
+                )
         return len(stored)
 
     def job_get(self, owner: str | None, job_id: str) -> Job | None:
@@ -440,44 +461,57 @@ class PostgresStore(PostgresNotifications):
         now: datetime,
         actor: str | None = None,
     ) -> Job | None:
+        if _uuid(job.id) is None:
+            return None
+        with self._tx() as conn:
+            return self._job_update_in(conn, owner, job, expected_version, now, actor)
+
+    def _job_update_in(
+        self,
+        conn: Conn,
+        owner: str | None,
+        job: Job,
+        expected_version: int | None,
+        now: datetime,
+        actor: str | None,
+    ) -> Job | None:
         uid = _uuid(job.id)
         if uid is None:
             return None
-        with self._tx() as conn:
-            rows = _fetch(conn, "job_lock_live", {"id": uid, "owner": owner})
-            if not rows:
-                return None
-            current = job_from_row(rows[0], _ts)
-            if expected_version is not None and current.version != expected_version:
-                raise Conflict(
-                    f"job {current.name!r} is at version {current.version}, "
-                    f"not {expected_version}: it changed meanwhile; read it again",
-                )
-            changed = definition_changes(current, job)
-            if not changed:
-                return current
-            _exec(conn, "job_snapshot", {"id": uid, "now": now, "actor": actor})
-            try:
-                with conn.transaction():
-                    rows = _fetch(
-                        conn,
-                        "job_update",
-                        {
-                            **job_columns(job),
-                            "id": uid,
-                            "name": job.name,
-                            "next_fire_at": job.next_fire_at,
-                            "now": now,
-                        },
-                    )
-            except psycopg.errors.UniqueViolation:
-                raise Conflict(f"a job named {job.name!r} already exists") from None
-            _exec(
-                conn,
-                "runs_cancel_pending_of_job",
-                {"job_id": uid, "now": now, "due_after": None},
+        rows = _fetch(conn, "job_lock_live", {"id": uid, "owner": owner})
+        if not rows:
+            return None
+        current = job_from_row(rows[0], _ts)
+        if expected_version is not None and current.version != expected_version:
+            raise Conflict(
+                f"job {current.name!r} is at version {current.version}, "
+                f"not {expected_version}: it changed meanwhile; read it again",
             )
-            _audit_job(conn, actor, now, rows[0], "job.update", changed=changed)
+        changed = definition_changes(current, job)
+        if not changed:
+            return current
+        _exec(conn, "job_snapshot", {"id": uid, "now": now, "actor": actor})
+        try:
+            with conn.transaction():
+                rows = _fetch(
+                    conn,
+                    "job_update",
+                    {
+                        **job_columns(job),
+                        "id": uid,
+                        "name": job.name,
+                        "next_fire_at": job.next_fire_at,
+                        "now": now,
+                    },
+                )
+        except psycopg.errors.UniqueViolation:
+            raise Conflict(f"a job named {job.name!r} already exists") from None
+        _exec(
+            conn,
+            "runs_cancel_pending_of_job",
+            {"job_id": uid, "now": now, "due_after": None},
+        )
+        _audit_job(conn, actor, now, rows[0], "job.update", changed=changed)
         return job_from_row(rows[0], _ts)
 
     def job_versions_list(

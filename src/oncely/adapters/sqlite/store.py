@@ -256,35 +256,54 @@ class SqliteStore(SqliteNotifications):
         refuse_duplicate_names(jobs)
         if not jobs:
             return 0
-        params = [_job_params(job) for job in jobs]
         with self._write() as conn:
-            before = conn.total_changes
-            conn.executemany(Q["job_insert_or_skip"], params)
-            stored = conn.total_changes - before
-            if stored != len(jobs):
-                names = {
-                    (r["owner"], r["name"])
-                    for r in conn.execute(
-                        Q["jobs_by_ids"], {"ids": json.dumps([j.id for j in jobs])}
+            return self._jobs_create_in(conn, jobs, now, actor)
+
+    def jobs_import(
+        self,
+        creates: Sequence[Job],
+        updates: Sequence[tuple[Job, int]],
+        *,
+        now: datetime,
+        actor: str | None = None,
+    ) -> None:
+        refuse_duplicate_names([*creates, *(job for job, _ in updates)])
+        with self._write() as conn:
+            for job, version in updates:
+                if self._job_update_in(conn, job.owner, job, version, now, actor) is None:
+                    raise Conflict(f"job {job.name!r} was deleted meanwhile; import again")
+            if creates:
+                self._jobs_create_in(conn, creates, now, actor)
+
+    def _jobs_create_in(
+        self, conn: sqlite3.Connection, jobs: Sequence[Job], now: datetime, actor: str | None
+    ) -> int:
+        params = [_job_params(job) for job in jobs]
+        before = conn.total_changes
+        conn.executemany(Q["job_insert_or_skip"], params)
+        stored = conn.total_changes - before
+        if stored != len(jobs):
+            names = {
+                (r["owner"], r["name"])
+                for r in conn.execute(Q["jobs_by_ids"], {"ids": json.dumps([j.id for j in jobs])})
+            }
+            refuse_taken_names(jobs, names)
+        if actor is not None:
+            conn.executemany(
+                Q["audit_insert"],
+                [
+                    _audit_params(
+                        actor,
+                        now,
+                        owner=job.owner,
+                        action="job.create",
+                        kind="job",
+                        target_id=job.id,
+                        details={"name": job.name, "version": job.version},
                     )
-                }
-                refuse_taken_names(jobs, names)
-            if actor is not None:
-                conn.executemany(
-                    Q["audit_insert"],
-                    [
-                        _audit_params(
-                            actor,
-                            now,
-                            owner=job.owner,
-                            action="job.create",
-                            kind="job",
-                            target_id=job.id,
-                            details={"name": job.name, "version": job.version},
-                        )
-                        for job in jobs
-                    ],
-                )
+                    for job in jobs
+                ],
+            )
         return stored
 
     def job_get(self, owner: str | None, job_id: str) -> Job | None:
@@ -384,50 +403,61 @@ class SqliteStore(SqliteNotifications):
         actor: str | None = None,
     ) -> Job | None:
         with self._write() as conn:
-            row = conn.execute(Q["job_by_id"], {"id": job.id, "owner": owner}).fetchone()
-            if row is None:
-                return None
-            current = job_from_row(row, from_micros)
-            if expected_version is not None and current.version != expected_version:
-                raise Conflict(
-                    f"job {current.name!r} is at version {current.version}, "
-                    f"not {expected_version}: it changed meanwhile; read it again",
-                )
-            changed = definition_changes(current, job)
-            if not changed:
-                return current
-            if "name" in changed:
-                taken = conn.execute(
-                    Q["job_by_name"], {"owner": current.owner, "name": job.name}
-                ).fetchone()
-                if taken is not None:
-                    raise Conflict(f"a job named {job.name!r} already exists")
-            conn.execute(Q["job_snapshot"], {"id": job.id, "now": to_micros(now), "actor": actor})
-            conn.execute(
-                Q["job_update"],
-                {
-                    **job_columns(job),
-                    "id": job.id,
-                    "name": job.name,
-                    "next_fire_at": _us(job.next_fire_at),
-                    "now": to_micros(now),
-                },
+            return self._job_update_in(conn, owner, job, expected_version, now, actor)
+
+    def _job_update_in(
+        self,
+        conn: sqlite3.Connection,
+        owner: str | None,
+        job: Job,
+        expected_version: int | None,
+        now: datetime,
+        actor: str | None,
+    ) -> Job | None:
+        row = conn.execute(Q["job_by_id"], {"id": job.id, "owner": owner}).fetchone()
+        if row is None:
+            return None
+        current = job_from_row(row, from_micros)
+        if expected_version is not None and current.version != expected_version:
+            raise Conflict(
+                f"job {current.name!r} is at version {current.version}, "
+                f"not {expected_version}: it changed meanwhile; read it again",
             )
-            conn.execute(
-                Q["runs_cancel_pending_of_job"],
-                {"job_id": job.id, "now": to_micros(now), "due_after": 0},
-            )
-            row = conn.execute(Q["job_by_id"], {"id": job.id, "owner": None}).fetchone()
-            _audit(
-                conn,
-                actor,
-                now,
-                owner=current.owner,
-                action="job.update",
-                kind="job",
-                target_id=job.id,
-                details={"name": job.name, "version": row["version"], "changed": changed},
-            )
+        changed = definition_changes(current, job)
+        if not changed:
+            return current
+        if "name" in changed:
+            taken = conn.execute(
+                Q["job_by_name"], {"owner": current.owner, "name": job.name}
+            ).fetchone()
+            if taken is not None:
+                raise Conflict(f"a job named {job.name!r} already exists")
+        conn.execute(Q["job_snapshot"], {"id": job.id, "now": to_micros(now), "actor": actor})
+        conn.execute(
+            Q["job_update"],
+            {
+                **job_columns(job),
+                "id": job.id,
+                "name": job.name,
+                "next_fire_at": _us(job.next_fire_at),
+                "now": to_micros(now),
+            },
+        )
+        conn.execute(
+            Q["runs_cancel_pending_of_job"],
+            {"job_id": job.id, "now": to_micros(now), "due_after": 0},
+        )
+        row = conn.execute(Q["job_by_id"], {"id": job.id, "owner": None}).fetchone()
+        _audit(
+            conn,
+            actor,
+            now,
+            owner=current.owner,
+            action="job.update",
+            kind="job",
+            target_id=job.id,
+            details={"name": job.name, "version": row["version"], "changed": changed},
+        )
         return job_from_row(row, from_micros)
 
     def job_versions_list(
