@@ -72,11 +72,13 @@ def create_http_app(
         install_auth(api, auth, login_limits)
         if service is not None:
             api.include_router(v1_router(service))
+            from oncely.api.imports import imports_router
             from oncely.api.notifications import notifications_router
             from oncely.web import install_web
 
             install_web(api, service, login_limits)
             api.include_router(notifications_router(service))
+            api.include_router(imports_router(service))
     check_routes(api)
     return api
 
