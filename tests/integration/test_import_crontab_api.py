@@ -79,3 +79,22 @@ def test_bad_lines_are_a_422_and_users_are_refused(http: tuple[httpx.Client, onc
     assert user.status_code == 403
     anonymous = client.post("/v1/import/crontab", json=bad)
     assert anonymous.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("expr", "zone"), [("30 2 * 3 0#2", "America/New_York"), ("30 1 * 3 0L", "Europe/London")]
+)
+def test_a_schedule_that_never_fires_is_a_422_naming_the_field(
+    http: tuple[httpx.Client, oncely.App], expr: str, zone: str
+) -> None:
+    client, app = http
+    alice = token(client, "alice")
+    job = {"name": "gap", "cron": expr, "timezone": zone, "dst_gap": "skip", "task": "t"}
+    r = client.post("/v1/jobs", json=job, headers=alice)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["field"] == "dst_gap"
+    assert "never fires" in r.json()["error"]["message"]
+    assert app.service.jobs.search(app.principal, JobQuery()) == []
+    # The impossible date of the other check, for comparison: field cron.
+    r = client.post("/v1/jobs", json={**job, "cron": "0 0 30 2 *"}, headers=alice)
+    assert r.status_code == 422 and r.json()["error"]["field"] == "cron"
