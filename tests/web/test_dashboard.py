@@ -325,3 +325,57 @@ def test_screenshots_of_the_main_pages(login: Any, server: Server) -> None:
     if status != 404:
         page.goto(server.url + "/cluster")
         page.screenshot(path=str(SCREENSHOTS / "cluster.png"), full_page=True)
+
+
+def test_runs_filters_calendar_and_admin_pages(login: Any, server: Server) -> None:
+    s = login("alice", USERS["alice"])
+    page = s.page
+    job_id = create_job(page, server.url, "every second", "* * * * * *", "greet")
+    expect(page.locator("#job-runs .state.s-succeeded").nth(1)).to_be_visible(timeout=20_000)
+    page.get_by_role("button", name="Pause").click()
+    # Runs: by job and state; relative times carry the exact instant.
+    page.goto(server.url + "/runs")
+    page.get_by_label("Job (name or id)").fill("every second")
+    page.get_by_label("State").select_option("succeeded")
+    page.get_by_role("button", name="Filter").click()
+    rows = page.locator("#runs-rows tbody tr")
+    expect(rows.first).to_contain_text("every second")
+    states = rows.locator(".state").all_text_contents()
+    assert states and set(states) == {"succeeded"}
+    title = rows.first.locator("time").first.get_attribute("title")
+    assert title and re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", title)
+    page.get_by_label("State").select_option("dead")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.get_by_text("No runs.")).to_be_visible()
+    # Calendar: today's cell counts the runs that happened against the expected fires.
+    page.goto(f"{server.url}/calendar?job={job_id}")
+    expect(page.get_by_role("heading", name=re.compile("Calendar .*: every second"))).to_be_visible()
+    today = datetime.now(UTC).date().isoformat()
+    cell = page.locator("svg.heat g", has=page.locator(f"title:text-matches('^{today}')"))
+    expect(cell).to_have_count(1)
+    assert re.search(r": [1-9]\d* of \d+ expected fires ran", cell.locator("title").text_content() or "")
+    # Admin pages are for admins; a user is refused.
+    response = page.goto(server.url + "/admin")
+    assert response is not None and response.status == 403
+    admin = login(ADMIN, ADMIN_PASSWORD)
+    admin.page.goto(server.url + "/admin")
+    users = admin.page.locator("table", has_text="alice")
+    expect(users.first).to_be_visible()
+    expect(admin.page.locator("#audit + table")).to_contain_text("job.create")
+
+
+def test_keyboard_skip_link_and_focus(login: Any, server: Server) -> None:
+    s = login("bob", USERS["bob"])
+    page = s.page
+    page.goto(server.url + "/jobs")
+    page.keyboard.press("Tab")
+    skip = page.get_by_role("link", name="Skip to content")
+    expect(skip).to_be_focused()
+    assert skip.evaluate("e => getComputedStyle(e).left") != "-999px"  # shown when focused
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"#main$"))
+    page.keyboard.press("Tab")
+    focused = page.evaluate("() => document.activeElement.closest('main') !== null")
+    assert focused  # the next stop is inside the content
+    outline = page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
+    assert outline == "solid"

@@ -24,8 +24,9 @@ from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from markupsafe import escape
 
-from oncely.web.session import CsrfRefused, LoginRequired
+from oncely.web.session import CsrfRefused, LoginRequired, NotAllowed
 
 if TYPE_CHECKING:
     from oncely.api.auth import LoginLimits
@@ -60,7 +61,17 @@ def install_web(app: FastAPI, service: Service, limits: LoginLimits | None = Non
             headers=SECURITY_HEADERS,
         )
 
+    async def not_allowed(request: Request, exc: Exception) -> Response:
+        return HTMLResponse(
+            "<!doctype html><title>Not allowed</title><h1>Not allowed</h1><p>Your role may "
+            f"not do this (it needs the {escape(str(exc))} permission). "
+            '<a href="/">Back to the overview</a></p>',
+            status_code=403,
+            headers=SECURITY_HEADERS,
+        )
+
     app.add_exception_handler(LoginRequired, login_required)
+    app.add_exception_handler(NotAllowed, not_allowed)
     app.add_exception_handler(CsrfRefused, csrf_refused)
     app.include_router(web_router(service, limits))
 

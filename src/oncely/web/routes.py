@@ -84,6 +84,7 @@ _env.globals.update(
 
 Reader = Annotated[WebSession, Depends(SessionRule(Permission.READ))]
 Writer = Annotated[WebSession, Depends(SessionRule(Permission.WRITE))]
+Admin = Annotated[WebSession, Depends(SessionRule(Permission.ADMIN))]
 
 
 async def _read_form(request: Request) -> dict[str, str]:
@@ -150,7 +151,7 @@ def _guard(fn: Callable[..., Response]) -> Callable[..., Response]:
         except NotFound as exc:
             return _render(request, "error.html", web, status=404, title="Not found",
                            message=str(exc))
-        except (PermissionDenied, PermissionError) as exc:
+        except PermissionDenied as exc:
             return _render(request, "error.html", web, status=403, title="Not allowed",
                            message=str(exc) or "your role may not do this")
         except (InvalidInput, Conflict) as exc:
@@ -723,6 +724,35 @@ def web_router(service: Service, limits: LoginLimits | None = None) -> APIRouter
                        job_ref=job, month=first, heat=charts.month_heatmap(weeks),
                        prev=prev, next=nxt.strftime("%Y-%m"), capped=capped,
                        total_expected=sum(expected.values()), total_actual=sum(actual.values()))
+
+    # -- admin ------------------------------------------------------------------------------
+
+    @router.get("/admin")
+    @_guard
+    def admin(
+        request: Request,
+        web: Admin,
+        before: Annotated[str | None, Query(max_length=400)] = None,
+    ) -> Response:
+        """Users, API keys and the audit log (admins only; read-only here: accounts are
+        changed with ``oncely users`` / ``oncely apikeys`` or the REST API)."""
+        store = web_auth(request).store
+        users = store.user_list(limit=500)
+        names = {u.id: u.name for u in users}
+        keys = store.apikey_list(None, limit=500)
+        cursor = _uncursor(before, 2)
+        entries = store.audit_list(
+            None,
+            limit=PAGE + 1,
+            before=(datetime.fromisoformat(cursor[0]), int(cursor[1])) if cursor else None,
+        )
+        page, more = entries[:PAGE], len(entries) > PAGE
+        next_url = (
+            "/admin?" + urlencode({"before": _cursor(page[-1].at.isoformat(), str(page[-1].id))})
+            if more else None
+        )
+        return _render(request, "admin.html", web, title="Admin", users=users, keys=keys,
+                       names=names, entries=page, next_url=next_url, now=now())
 
     return router
 

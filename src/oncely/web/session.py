@@ -39,6 +39,10 @@ class LoginRequired(Exception):
     """No valid session: the handler sends the browser to the login form."""
 
 
+class NotAllowed(Exception):
+    """A valid session whose role lacks the route's permission."""
+
+
 class CsrfRefused(Exception):
     """A form without a valid CSRF token."""
 
@@ -134,7 +138,7 @@ class SessionRule(_Rule):
             request.state.new_token = auth.issue_token(caller.user)
         for permission in self.permissions:
             if not caller.principal.can(permission):
-                raise PermissionError(permission.value)
+                raise NotAllowed(permission.value)
         request.state.caller = caller
         return WebSession(caller, csrf_nonce(request))
 
