@@ -349,11 +349,13 @@ def test_runs_filters_calendar_and_admin_pages(login: Any, server: Server) -> No
     expect(page.get_by_text("No runs.")).to_be_visible()
     # Calendar: today's cell counts the runs that happened against the expected fires.
     page.goto(f"{server.url}/calendar?job={job_id}")
-    expect(page.get_by_role("heading", name=re.compile("Calendar .*: every second"))).to_be_visible()
+    heading = page.get_by_role("heading", name=re.compile("Calendar .*: every second"))
+    expect(heading).to_be_visible()
     today = datetime.now(UTC).date().isoformat()
     cell = page.locator("svg.heat g", has=page.locator(f"title:text-matches('^{today}')"))
     expect(cell).to_have_count(1)
-    assert re.search(r": [1-9]\d* of \d+ expected fires ran", cell.locator("title").text_content() or "")
+    text = cell.locator("title").text_content() or ""
+    assert re.search(r": [1-9]\d* of \d+ expected fires ran", text)
     # Admin pages are for admins; a user is refused.
     response = page.goto(server.url + "/admin")
     assert response is not None and response.status == 403
