@@ -374,6 +374,7 @@ class App:
                 stop=stop,
                 on_ready=on_ready,
                 components=components,
+                roles=["api"] if serve_http else [],
             )
         finally:
             self._engine = None

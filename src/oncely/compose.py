@@ -89,6 +89,9 @@ def engine_config(settings: Settings) -> EngineConfig:
         worker_lease_ttl=settings.worker_lease_ttl,
         worker_prefetch=settings.worker_prefetch,
         shutdown_grace=settings.shutdown_grace,
+        # Membership liveness on the shard leases' time scale: a node's peers stop counting
+        # it about when its leases expire.
+        member_ttl=settings.scheduler_lease_ttl,
     )
 
 

@@ -123,6 +123,8 @@ def test_up_serves_health_runs_jobs_and_stops_on_sigterm(cli: Cli) -> None:
         wait_for(lambda: _get(port, "/readyz") == 200, 30, "/readyz")
         ready = httpx.get(f"http://127.0.0.1:{port}/readyz").json()
         assert ready["store"] == "sqlite" and ready["scheduler"]["shards"] == 64
+        assert set(ready["components"]) == {"membership", "scheduler", "worker"}
+        assert ready["member"]["roles"] == ["scheduler", "worker", "api"]
         cli(
             "jobs",
             "add",
@@ -180,3 +182,32 @@ def _get(port: int, path: str) -> int:
     except httpx.HTTPError:
         time.sleep(0.2)
         return 0
+
+
+@pytest.mark.parametrize("component", ["scheduler", "worker", "membership"])
+def test_a_component_that_dies_makes_the_process_exit_non_zero(
+    tmp_path: Path, component: str
+) -> None:
+    """A loop that dies stops the whole process, in order, with a non-zero exit code: a
+    supervisor (systemd, Kubernetes) restarts it instead of leaving it half alive."""
+    cli = Cli(tmp_path)
+    cli.env["ONCELY_TEST_CRASH"] = component
+    port = free_port()
+    server = cli.start("up", "--app", "tests.acceptance.apps.crash_app:app", "--port", str(port))
+    try:
+        wait_for(lambda: _get(port, "/readyz") == 200, 30, "/readyz")
+        code = server.wait(30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    log = (tmp_path / "server.log").read_text()
+    assert code != 0, log
+    assert f"component {component} died" in log and f"injected crash of the {component}" in log
+    # It stopped in order: shard leases released and its member row deleted.
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "oncely.db")
+    assert db.execute("SELECT count(*) FROM leases").fetchone() == (0,)
+    assert db.execute("SELECT count(*) FROM members").fetchone() == (0,)
+    db.close()

@@ -31,6 +31,7 @@ from oncely.domain.jobs import Job
 from oncely.domain.runs import Run
 from oncely.observe.logs import configure_logging
 from oncely.observe.redact import masked_url as _masked_url
+from oncely.runtime.engine import ComponentFailed
 
 EXIT_INVALID, EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_FORBIDDEN = 2, 3, 4, 5
 _D = wire.JobFields()
@@ -202,7 +203,13 @@ def _serve(
                 settings.host,
                 settings.port,
             )
-        app.run(scheduler=scheduler, worker=worker, serve_http=serve_http)
+        try:
+            app.run(scheduler=scheduler, worker=worker, serve_http=serve_http)
+        except ComponentFailed as exc:
+            # Exit non-zero so that systemd or Kubernetes restarts the process.
+            click.echo(f"error: {exc}; exiting", err=True)
+            app.close()
+            sys.exit(1)
     app.close()
 
 

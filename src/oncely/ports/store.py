@@ -51,6 +51,12 @@ T = TypeVar("T")
 APIKEY_TOUCH_INTERVAL = timedelta(minutes=1)
 """``apikey_touch`` writes a key's ``last_used_at`` at most this often."""
 
+TAKEOVER_RETENTION = timedelta(days=1)
+"""Takeovers are kept this long (for ``oncely cluster status``), then forgotten."""
+
+MEMBER_RETENTION = timedelta(hours=1)
+"""A member row whose heartbeat is this old is deleted: its process died without leaving."""
+
 
 @dataclass(frozen=True)
 class Lease:
@@ -64,6 +70,51 @@ class Lease:
     holder: str
     token: int
     expires_at: datetime
+    acquired_at: datetime | None = None
+    """When this token was granted (the holder has held the lease since then)."""
+    taken_from: str | None = None
+    """Set by ``lease_acquire`` on a takeover: the other holder whose lease had expired (not
+    been released) when this one was granted."""
+    taken_from_token: int | None = None
+    """With ``taken_from``: the token that holder's lease had."""
+
+
+@dataclass(frozen=True)
+class Takeover:
+    """A lease taken after its previous holder let it expire (crashed, stalled, cut off)."""
+
+    name: str
+    at: datetime
+    old_holder: str
+    new_holder: str
+    old_token: int
+    new_token: int
+    expired_at: datetime
+
+
+@dataclass(frozen=True)
+class Member:
+    """A running oncely process, as its heartbeat row says. ``roles`` among ``scheduler``,
+    ``worker``, ``api``. Live while ``heartbeat_at`` is recent (the reader's TTL decides)."""
+
+    id: str
+    host: str
+    pid: int
+    roles: tuple[str, ...]
+    version: str
+    started_at: datetime
+    heartbeat_at: datetime
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    """Waiting runs of a queue: all (``pending``, ``queued``, ``retrying``) and those due."""
+
+    queue: str
+    waiting: int
+    due: int
+    oldest_due_at: datetime | None
+    """The earliest ``due_at`` among waiting runs due by ``now`` (None: nothing due)."""
 
 
 @dataclass(frozen=True)
@@ -461,7 +512,12 @@ class Store(Protocol):
         self, names: Sequence[str], holder: str, *, now: datetime, ttl: timedelta
     ) -> list[Lease]:
         """Take each named lease that is free, expired, or already ours; return those now
-        held. A newly granted lease gets a new fencing token; renewing our own keeps it."""
+        held. A newly granted lease gets a new fencing token and ``acquired_at = now``;
+        renewing our own keeps both. A lease is expired when ``expires_at <= now``.
+
+        Taking a lease that another holder let expire (rather than released) is a takeover:
+        the returned lease names that holder in ``taken_from``, and a ``Takeover`` is
+        recorded in the same transaction (kept for ``TAKEOVER_RETENTION``)."""
         ...
 
     def lease_renew(self, leases: Sequence[Lease], *, now: datetime, ttl: timedelta) -> list[Lease]:
@@ -472,7 +528,36 @@ class Store(Protocol):
         """Give leases up at once so another holder need not wait for them to expire."""
         ...
 
-    def lease_list(self, prefix: str) -> list[Lease]: ...
+    def lease_list(self, prefix: str) -> list[Lease]:
+        """Every lease row whose name starts with ``prefix``, expired ones included, by name;
+        with ``acquired_at``."""
+        ...
+
+    def takeover_list(self, *, limit: int = 20) -> list[Takeover]:
+        """The most recent takeovers, newest first."""
+        ...
+
+    # -- cluster membership ---------------------------------------------------------------
+
+    def member_heartbeat(self, member: Member, *, now: datetime) -> None:
+        """Insert or refresh this process's row: ``heartbeat_at = now``, the other columns as
+        given (``started_at`` as first written). Rows whose heartbeat is older than
+        ``now - MEMBER_RETENTION`` (processes that died without leaving) are deleted."""
+        ...
+
+    def member_leave(self, member_id: str) -> None:
+        """Delete this process's row: a stopping process announces it is gone, so its peers
+        need not wait for its heartbeat to time out."""
+        ...
+
+    def member_list(self) -> list[Member]:
+        """Every member row, live or not, by id."""
+        ...
+
+    def queue_depths(self, *, now: datetime) -> list[QueueDepth]:
+        """Per queue with waiting runs: how many wait, how many are due, the oldest due
+        time. Reads the waiting-runs index only."""
+        ...
 
     def jobs_due(self, shards: Sequence[int], horizon: datetime, limit: int) -> list[Job]:
         """Active jobs of these shards whose ``next_fire_at`` is at or before ``horizon``,

@@ -5,6 +5,16 @@ registry) through the ports; it never opens a store, builds an executor or serve
 composition root (``oncely.compose``) assembles those and may hand the engine extra
 ``components`` (the HTTP server) to start once the loops run and to stop before they end.
 
+Every process is a cluster member (``runtime.membership``: a heartbeat row with its roles);
+the scheduler shares the shards among the members with the scheduler role.
+
+Supervision: the loops (scheduler, worker, membership heartbeat) retry what they can survive
+(a store that is briefly away). A loop that ends anyway, by an exception or by returning
+while the process is not stopping, is a dead component: the engine logs it, stops the rest
+in order (leases released, runs given back, the member row deleted) and raises
+``ComponentFailed``, so the process exits non-zero and its supervisor (systemd, Kubernetes)
+restarts it rather than leave a process up with a part missing.
+
 Stopping: ``stop`` is set by SIGTERM/SIGINT (installed here when the loop allows it) or by the
 caller. The worker then stops claiming and finishes or releases its runs (``shutdown_grace``);
 components are stopped first, so a stopping process answers no more requests.
@@ -26,6 +36,7 @@ from oncely.ports.clock import Clock
 from oncely.ports.store import Store
 from oncely.runtime.blocking import BlockingCaller
 from oncely.runtime.events import EventBus
+from oncely.runtime.membership import Membership, MembershipConfig
 from oncely.runtime.scheduler import Scheduler, SchedulerConfig
 from oncely.runtime.tasks import TaskRegistry
 from oncely.runtime.worker import Worker, WorkerConfig
@@ -34,6 +45,14 @@ log = logging.getLogger("oncely")
 
 STALE_LOOP = timedelta(seconds=30)
 """A loop that has not turned for this long makes the process not ready."""
+
+
+class ComponentFailed(RuntimeError):
+    """A component of the process died; the process must exit non-zero."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        super().__init__(f"component(s) died: {', '.join(names)}")
+        self.names = tuple(names)
 
 
 class Component(Protocol):
@@ -53,6 +72,8 @@ class EngineConfig:
     worker_lease_ttl: float = 30.0
     worker_prefetch: float = 0.5
     shutdown_grace: float = 30.0
+    member_ttl: float = 2.5
+    """A member whose heartbeat is older than this counts as dead (heartbeats every third)."""
 
 
 class Engine:
@@ -78,6 +99,8 @@ class Engine:
         self.executors = executors
         self.scheduler: Scheduler | None = None
         self.worker: Worker | None = None
+        self.membership: Membership | None = None
+        self._loops: dict[str, asyncio.Task[None]] = {}
 
     # -- wake-ups (called by the service after a change; harmless when a loop is absent) --
 
@@ -99,7 +122,10 @@ class Engine:
         stop: asyncio.Event | None = None,
         on_ready: Callable[[], None] | None = None,
         components: Sequence[ComponentStarter] = (),
+        roles: Sequence[str] = (),
     ) -> None:
+        """Run until ``stop``. ``roles`` adds roles the member row announces (``api`` when
+        the caller serves HTTP). Raises ``ComponentFailed`` if a loop died."""
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
         installed: list[signal.Signals] = []
@@ -110,6 +136,7 @@ class Engine:
         # The scheduler's store calls get threads of their own; the worker makes its own for
         # its hot path and for transactional tasks: none can starve another's leases.
         scheduler_calls = BlockingCaller(2, "oncely-scheduler")
+        membership_calls = BlockingCaller(1, "oncely-membership")
         cfg = self.config
         if worker:
             self.worker = Worker(
@@ -125,6 +152,14 @@ class Engine:
                 ),
                 events=self.events,
             )
+        self.membership = Membership(
+            self.store,
+            self.clock,
+            roles=[*(["scheduler"] if scheduler else []), *(["worker"] if worker else []), *roles],
+            config=MembershipConfig(ttl=cfg.member_ttl),
+            # A thread of its own: a busy loop elsewhere never delays the heartbeat.
+            caller=membership_calls,
+        )
         if scheduler:
             self.scheduler = Scheduler(
                 self.store,
@@ -136,14 +171,19 @@ class Engine:
                 caller=scheduler_calls,
                 on_runs_created=self.worker.wake if self.worker is not None else None,
                 events=self.events,
+                membership=self.membership,
             )
-        tasks: list[asyncio.Task[None]] = []
+        loops = self._loops = {"membership": asyncio.create_task(self.membership.run(stop))}
+        tasks = [loops["membership"]]
         started: list[Component] = []
+        died: list[str] = []
         try:
             if self.worker is not None:
-                tasks.append(asyncio.create_task(self.worker.run(stop)))
+                loops["worker"] = asyncio.create_task(self.worker.run(stop))
+                tasks.append(loops["worker"])
             if self.scheduler is not None:
-                tasks.append(asyncio.create_task(self.scheduler.run(stop)))
+                loops["scheduler"] = asyncio.create_task(self.scheduler.run(stop))
+                tasks.append(loops["scheduler"])
             for start in components:
                 started.append(await start())
             log.info(
@@ -156,9 +196,20 @@ class Engine:
                 on_ready()
             stopper = asyncio.create_task(stop.wait())
             done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                if task is not stopper and task.exception() is not None:
-                    log.error("a component failed", exc_info=task.exception())
+            stopper.cancel()
+            stopping = stopper in done
+            for name, task in loops.items():
+                if task not in done:
+                    continue
+                failed = task.cancelled() or task.exception() is not None
+                if failed or not stopping:
+                    # Raised, or ended while the process was not stopping: dead.
+                    died.append(name)
+                    log.critical(
+                        "component %s died; stopping the process (exit non-zero)",
+                        name,
+                        exc_info=task.exception(),
+                    )
             stop.set()
             for component in reversed(started):
                 with contextlib.suppress(Exception):
@@ -172,21 +223,32 @@ class Engine:
                     await component.stop()
             await asyncio.gather(*tasks, return_exceptions=True)
             scheduler_calls.shutdown(wait=False)
+            membership_calls.shutdown(wait=False)
             for sig in installed:
                 loop.remove_signal_handler(sig)
             self.worker = None
             self.scheduler = None
+            self.membership = None
+            self._loops = {}
+        if died:
+            raise ComponentFailed(died)
 
     # -- health ---------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
         """The loops' counters, as /readyz reports them."""
         info: dict[str, Any] = {"store": self.store.dialect}
+        if self.membership is not None:
+            info["member"] = {"id": self.membership.id, "roles": list(self.membership.me.roles)}
         if self.scheduler is not None:
+            stats = self.scheduler.stats
             info["scheduler"] = {
                 "shards": len(self.scheduler.shards),
-                "last_tick_at": _iso(self.scheduler.stats.last_tick_at),
-                "runs_created": self.scheduler.stats.runs_created,
+                "quota": self.scheduler.quota,
+                "last_tick_at": _iso(stats.last_tick_at),
+                "runs_created": stats.runs_created,
+                "shards_taken_over": stats.shards_taken_over,
+                "shards_handed_over": stats.shards_handed_over,
             }
         if self.worker is not None:
             # Per-queue loop ages and the heartbeat's age (seconds), with the counters.
@@ -196,9 +258,38 @@ class Engine:
             }
         return info
 
+    def components(self, now: datetime) -> dict[str, dict[str, Any]]:
+        """Each loop of this process: ``alive`` (its task has not ended), ``last_turn_age``
+        in seconds (None before its first turn), the age it may reach (``stale_after``), and
+        ``ok`` when alive and not stale."""
+        turns: dict[str, tuple[datetime | None, timedelta]] = {}
+        if self.membership is not None:
+            # Past this, peers start counting us dead.
+            turns["membership"] = (
+                self.membership.last_beat_at,
+                max(self.membership.ttl * 4, timedelta(seconds=10)),
+            )
+        if self.scheduler is not None:
+            turns["scheduler"] = (self.scheduler.stats.last_tick_at, STALE_LOOP)
+        if self.worker is not None:
+            turns["worker"] = (self.worker.last_loop_at, STALE_LOOP)
+        report: dict[str, dict[str, Any]] = {}
+        for name, task in list(self._loops.items()):
+            last, limit = turns.get(name, (None, STALE_LOOP))
+            age = None if last is None else round((now - last).total_seconds(), 3)
+            alive = not task.done()
+            report[name] = {
+                "alive": alive,
+                "last_turn_age": age,
+                "stale_after": limit.total_seconds(),
+                "ok": alive and age is not None and age <= limit.total_seconds(),
+            }
+        return report
+
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Blocking (reads the store): ready when the store answers with its schema and every
-        loop of this process turned recently. The body never carries exception text."""
+        loop of this process is alive and turned recently. The body never carries exception
+        text."""
         problems: list[str] = []
         body: dict[str, Any] = {}
         try:
@@ -210,14 +301,15 @@ class Engine:
             problems.append(f"store unreachable ({type(exc).__name__})")
             now = None
         if now is not None:
-            if self.scheduler is not None:
-                last = self.scheduler.stats.last_tick_at
-                if last is None or now - last > STALE_LOOP:
-                    problems.append("scheduler loop is not turning")
-            if self.worker is not None:
-                last_loop = self.worker.last_loop_at
-                if last_loop is None or now - last_loop > STALE_LOOP:
-                    problems.append("worker loop is not turning")
+            components = self.components(now)
+            body["components"] = components
+            for name, health in components.items():
+                if not health["alive"]:
+                    problems.append(f"{name} is dead")
+                elif health["last_turn_age"] is None:
+                    problems.append(f"{name} has not turned yet")
+                elif not health["ok"]:
+                    problems.append(f"{name} loop is not turning")
         body["status"] = "ready" if not problems else "not ready"
         if problems:
             body["problems"] = problems

@@ -1,10 +1,28 @@
-"""The scheduler: holds shard leases, materializes fires ahead of time, reaps lost attempts.
+"""The scheduler: holds its fair share of the shard leases, materializes fires ahead of time,
+reaps lost attempts.
 
 States of one scheduler process::
 
-    standby ──acquire shard leases──▶ holding some shards ──lease lost──▶ drops those shards
-       ▲                                      │
-       └────────────── stop: release ◀────────┘
+    joining ──registered (membership)──▶ balancing: holds its quota of the 64 shards
+       ▲            under quota: take free shards ◀─┤├─▶ over quota: hand the excess over
+       │                                            │     right after a commit
+       └──────────── stop (SIGTERM): release all ◀──┘
+
+Fair share. Every scheduler is a member (``runtime.membership``); with N live schedulers each
+holds its quota, 64 = q*N + r (``domain.shares``). Every ``acquire_interval`` a scheduler
+reads the shard leases and decides: under its quota it takes free shards (released, or
+expired) at once; over it, it releases the excess, but only once the excess has lasted
+``settle`` (a crashed member's row takes that long to drop out of the list; until then
+shards would bounce) and only right after a materialize pass (a commit boundary: every fire
+of the shard up to ``now + lookahead`` is already a run, so the next holder, which takes the
+shard within ``acquire_interval``, has the whole lookahead before any fire is late). A free
+shard nobody under quota takes within ``orphan_after`` is taken by anyone: no fire waits on
+the member list being right. A member whose shard leases have all expired is not counted:
+the survivors' quotas grow at once and they take its shards as soon as the leases expire.
+
+Takeover: acquiring a shard whose lease another holder let expire (it did not release it) is
+recorded in the store (``takeover_list``) and emitted as a ``Takeover`` event, which the
+process log writes at WARNING with the shard, both holders and both tokens.
 
 Invariants:
 
@@ -18,8 +36,11 @@ Invariants:
 - Any scheduler, leader of a shard or not, reaps expired worker leases: the reaper's writes
   are conditional on the expired token, so two reapers cannot both record a loss.
 
-Every tick: renew or take leases (every ``lease_ttl/3``), plan and commit due jobs' fires in
-one store transaction per batch, reap. The plan itself is pure (``domain.firing``).
+Every tick: renew leases (every ``lease_ttl/3``), balance (every ``acquire_interval``), plan
+and commit due jobs' fires in one store transaction per batch, hand excess shards over, reap.
+Each step is a synchronous method on the clock it is given, so tests drive them one by one
+on a frozen clock (``tests/integration/test_scheduler_steps.py``); the plan itself is pure
+(``domain.firing``).
 """
 
 from __future__ import annotations
@@ -35,6 +56,13 @@ from datetime import datetime, timedelta
 from oncely.domain.firing import FirePlan, plan_fires
 from oncely.domain.jobs import SHARD_COUNT
 from oncely.domain.runs import AttemptOutcome, decide_after_attempt
+from oncely.domain.shares import (
+    ShardHolding,
+    active_schedulers,
+    decide_shares,
+    quotas,
+    should_hand_over,
+)
 from oncely.ports.clock import Clock
 from oncely.ports.store import AttemptResult, Lease, Store
 from oncely.runtime.blocking import BlockingCaller
@@ -44,9 +72,11 @@ from oncely.runtime.events import (
     FiresMaterialized,
     LeasesGained,
     LeasesLost,
+    Takeover,
     emit_outcomes,
     missed_fires,
 )
+from oncely.runtime.membership import Membership
 
 log = logging.getLogger("oncely.scheduler")
 
@@ -61,6 +91,12 @@ class SchedulerConfig:
     take expired ones every ``acquire_interval``, so a dead holder's shards move within about
     ``lease_ttl + acquire_interval`` (under the lookahead: no fire is late for it)."""
     acquire_interval: float = 0.2
+    """How often the shard leases are read and shares decided."""
+    settle: float | None = None
+    """An excess must last this long before it is handed over (default: ``lease_ttl``)."""
+    orphan_after: float | None = None
+    """A free shard nobody took in this long is taken even over quota (default:
+    ``lease_ttl``)."""
     batch: int = 2000
     reap_interval: float = 1.0
     reap_batch: int = 500
@@ -80,6 +116,8 @@ class SchedulerStats:
     runs_created: int = 0
     jobs_advanced: int = 0
     runs_reaped: int = 0
+    shards_taken_over: int = 0
+    shards_handed_over: int = 0
     last_tick_at: datetime | None = None
 
 
@@ -98,13 +136,29 @@ class Scheduler:
         caller: BlockingCaller | None = None,
         on_runs_created: Callable[[], None] | None = None,
         events: EventBus | None = None,
+        membership: Membership | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
-        self.node_id = node_id or f"scheduler:{socket.gethostname()}:{random.getrandbits(32):08x}"
+        self.membership = membership
+        self.node_id = (
+            node_id
+            or (membership.id if membership is not None else None)
+            or f"scheduler:{socket.gethostname()}:{random.getrandbits(32):08x}"
+        )
         self.config = config or SchedulerConfig()
+        ttl = self.config.lease_ttl
+        self._settle = timedelta(seconds=ttl if self.config.settle is None else self.config.settle)
+        self._orphan_after = timedelta(
+            seconds=ttl if self.config.orphan_after is None else self.config.orphan_after
+        )
+        self._free_since: dict[int, datetime] = {}
+        self._over_since: datetime | None = None
+        self._excess: tuple[int, ...] = ()
+        self.quota: int | None = None
         self._call = caller or BlockingCaller(2, "oncely-scheduler")
         self._on_runs_created = on_runs_created
+        self.events = events or NULL_BUS
         self.events = events or NULL_BUS
         self._leases: dict[int, Lease] = {}
         self._wake = asyncio.Event()
@@ -120,7 +174,7 @@ class Scheduler:
 
     async def run(self, stop: asyncio.Event) -> None:
         cfg = self.config
-        next_lease = next_acquire = next_reap = reap_after = 0.0
+        next_lease = next_balance = next_reap = reap_after = 0.0
         retry = cfg.retry_min
         loop = asyncio.get_running_loop()
         try:
@@ -131,12 +185,12 @@ class Scheduler:
                     if mono >= next_lease:
                         await self._call(self.refresh_leases)
                         next_lease = mono + cfg.lease_ttl / 3
-                        next_acquire = mono + cfg.acquire_interval
-                    elif mono >= next_acquire and len(self._leases) < SHARD_COUNT:
-                        await self._call(self.acquire_free_shards)
-                        next_acquire = mono + cfg.acquire_interval
+                        next_balance = mono + cfg.acquire_interval
+                    elif mono >= next_balance:
+                        await self._call(self.balance)
+                        next_balance = mono + cfg.acquire_interval
                     if self._leases:
-                        more = await self._call(self.materialize)
+                        more = await self._call(self.materialize_and_hand_over)
                     if mono >= next_reap and mono >= reap_after:
                         await self._call(self.reap)
                         next_reap = mono + cfg.reap_interval
@@ -160,26 +214,26 @@ class Scheduler:
                 try:
                     await asyncio.wait(
                         {stop_wait, wake_wait},
-                        timeout=cfg.tick
-                        if len(self._leases) == SHARD_COUNT
-                        else min(cfg.tick, cfg.acquire_interval),
+                        timeout=min(cfg.tick, cfg.acquire_interval),
                         return_when=asyncio.FIRST_COMPLETED,
                     )
                 finally:
                     stop_wait.cancel()
                     wake_wait.cancel()
         finally:
+            # Stopping (SIGTERM): give every shard back at once; whoever is under quota takes
+            # them within its acquire interval, well within the lookahead already committed.
             if self._leases:
-                leases = list(self._leases.values())
-                self._leases.clear()
                 try:
-                    await self._call(self.store.lease_release, leases)
+                    await self._call(self.release_all)
                 except Exception:
                     log.exception("could not release shard leases; they will expire")
 
-    # The methods below are synchronous: they run on the store's thread pool.
+    # The methods below are synchronous: they run on the store's thread pool (or directly, in
+    # tests, on a frozen clock).
 
     def refresh_leases(self) -> None:
+        """Renew the leases held; drop those lost; then balance."""
         now = self.clock.now()
         ttl = timedelta(seconds=self.config.lease_ttl)
         held = list(self._leases.values())
@@ -190,24 +244,116 @@ class Scheduler:
             log.warning("lost the lease of %s", name)
         if lost:
             self.events.emit(LeasesLost(self.node_id, lost, "not renewed in time", now))
-        self.acquire_free_shards()
+        self.balance()
 
-    def acquire_free_shards(self) -> None:
-        """Take the shards whose lease is free or expired (a standby's whole job)."""
-        missing = [shard_lease_name(s) for s in range(SHARD_COUNT) if s not in self._leases]
-        if missing:
-            now = self.clock.now()
-            ttl = timedelta(seconds=self.config.lease_ttl)
-            gained = [
-                lease
-                for lease in self.store.lease_acquire(missing, self.node_id, now=now, ttl=ttl)
-                if _shard(lease) not in self._leases
-            ]
-            for lease in gained:
-                self._leases[_shard(lease)] = lease
-            if gained:
-                names, tokens = tuple(x.name for x in gained), tuple(x.token for x in gained)
-                self.events.emit(LeasesGained(self.node_id, names, tokens, now))
+    def balance(self) -> None:
+        """Read the shard leases and decide our share: take free shards up to our quota (or
+        orphans beyond it), and mark the excess to hand over after the next commit."""
+        if self.membership is not None and self.membership.last_beat_at is None:
+            return  # not registered yet: peers would not count us, nor we them
+        now = self.clock.now()
+        holdings = {
+            _shard(lease): ShardHolding(_shard(lease), lease.holder, lease.expires_at)
+            for lease in self.store.lease_list("shard:")
+        }
+        # Since when each free shard is free: an expired lease says so; a missing row we
+        # date from when we first saw it missing.
+        free_since: dict[int, datetime] = {}
+        for shard in range(SHARD_COUNT):
+            holding = holdings.get(shard)
+            if holding is None:
+                free_since[shard] = self._free_since.get(shard, now)
+            elif holding.free_at(now) and holding.expires_at is not None:
+                free_since[shard] = holding.expires_at
+        self._free_since = free_since
+        live = (
+            [m.id for m in self.membership.live("scheduler", now)]
+            if self.membership is not None
+            else []
+        )
+        members = active_schedulers(self.node_id, live, holdings.values(), now)
+        self.quota = quotas(members)[self.node_id]
+        decision = decide_shares(
+            me=self.node_id,
+            quota=self.quota,
+            held=set(self._leases),
+            holdings=holdings,
+            free_since=free_since,
+            now=now,
+            orphan_after=self._orphan_after,
+        )
+        if decision.take:
+            self._acquire([shard_lease_name(s) for s in decision.take], now)
+        if len(self._leases) > self.quota:
+            self._over_since = self._over_since or now
+            if should_hand_over(self._over_since, now, self._settle):
+                self._excess = tuple(
+                    sorted(self._leases, reverse=True)[: len(self._leases) - self.quota]
+                )
+        else:
+            self._over_since = None
+            self._excess = ()
+
+    def _acquire(self, names: list[str], now: datetime) -> None:
+        ttl = timedelta(seconds=self.config.lease_ttl)
+        gained = [
+            lease
+            for lease in self.store.lease_acquire(names, self.node_id, now=now, ttl=ttl)
+            if _shard(lease) not in self._leases
+        ]
+        if gained:
+            got, tokens = tuple(x.name for x in gained), tuple(x.token for x in gained)
+            self.events.emit(LeasesGained(self.node_id, got, tokens, now))
+        for lease in gained:
+            self._leases[_shard(lease)] = lease
+            if lease.taken_from is not None:
+                self.stats.shards_taken_over += 1
+                self.events.emit(
+                    Takeover(
+                        self.node_id,
+                        lease.name,
+                        lease.taken_from,
+                        lease.taken_from_token or 0,
+                        lease.token,
+                        now,
+                    )
+                )
+
+    def materialize_and_hand_over(self) -> bool:
+        """One materialize pass, then, at that commit boundary, hand the excess over."""
+        more = self.materialize()
+        if not more:
+            self.hand_over()
+        return more
+
+    def hand_over(self) -> list[int]:
+        """Release the shards marked as excess (call right after a materialize pass: their
+        fires up to the lookahead are committed, so the next holder is never late)."""
+        if not self._excess:
+            return []
+        leases = [self._leases.pop(s) for s in self._excess if s in self._leases]
+        self._excess = ()
+        self._over_since = None
+        if not leases:
+            return []
+        self.store.lease_release(leases)
+        self.stats.shards_handed_over += len(leases)
+        shards = sorted(_shard(lease) for lease in leases)
+        log.info(
+            "handed over %d shards (%s) to peers; holding %d, quota %s",
+            len(shards),
+            ",".join(map(str, shards)),
+            len(self._leases),
+            self.quota,
+        )
+        return shards
+
+    def release_all(self) -> None:
+        leases = list(self._leases.values())
+        self._leases.clear()
+        self._excess = ()
+        if leases:
+            self.store.lease_release(leases)
 
     def materialize(self) -> bool:
         """Plan and commit one batch of due jobs; True if more are due right away."""

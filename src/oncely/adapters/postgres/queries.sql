@@ -219,6 +219,15 @@ SELECT inserted.*, j.name AS job_name FROM inserted JOIN jobs j ON j.id = insert
 
 -- Leases and scheduling ---------------------------------------------------------------------
 
+-- name: leases_lock_prior
+-- The rows lease_acquire is about to decide on, locked in name order (the order the upsert
+-- locks them in too), so that what they held before the upsert is known exactly: a takeover
+-- names the holder it took from.
+SELECT name, holder, token, expires_at FROM leases
+WHERE name = ANY(%(names)b::text[])
+ORDER BY name
+FOR UPDATE;
+
 -- name: lease_acquire
 -- One statement for the whole batch, names in lock order. A free or expired lease is granted
 -- with a new token; our own live lease is renewed and keeps its token; another holder's live
@@ -226,17 +235,19 @@ SELECT inserted.*, j.name AS job_name FROM inserted JOIN jobs j ON j.id = insert
 -- before conflicts are known, so renewals and refusals leave gaps in the sequence: tokens
 -- only have to grow, not to be dense. Drawing in ``ord`` order makes the tokens granted in
 -- one call increase in name order.
-INSERT INTO leases AS l (name, holder, token, expires_at)
-SELECT x.name, %(holder)s, nextval('fencing'), %(expires_at)s
+INSERT INTO leases AS l (name, holder, token, expires_at, acquired_at)
+SELECT x.name, %(holder)s, nextval('fencing'), %(expires_at)s, %(now)s
 FROM unnest(%(names)b::text[]) WITH ORDINALITY AS x (name, ord)
 ORDER BY x.ord
 ON CONFLICT (name) DO UPDATE
 SET holder = excluded.holder,
     token = CASE WHEN l.holder = excluded.holder AND l.expires_at > %(now)s
                  THEN l.token ELSE excluded.token END,
+    acquired_at = CASE WHEN l.holder = excluded.holder AND l.expires_at > %(now)s
+                       THEN l.acquired_at ELSE excluded.acquired_at END,
     expires_at = excluded.expires_at
 WHERE l.expires_at <= %(now)s OR l.holder = excluded.holder
-RETURNING l.name, l.holder, l.token, l.expires_at;
+RETURNING l.name, l.holder, l.token, l.expires_at, l.acquired_at;
 
 -- name: lease_renew
 UPDATE leases l SET expires_at = %(expires_at)s
@@ -244,7 +255,7 @@ FROM unnest(%(names)b::text[], %(tokens)b::bigint[], %(holders)b::text[])
      AS x (name, token, holder)
 WHERE l.name = x.name AND l.token = x.token AND l.holder = x.holder
   AND l.expires_at > %(now)s
-RETURNING l.name, l.holder, l.token, l.expires_at;
+RETURNING l.name, l.holder, l.token, l.expires_at, l.acquired_at;
 
 -- name: lease_release
 DELETE FROM leases l
@@ -252,9 +263,48 @@ USING unnest(%(names)b::text[], %(tokens)b::bigint[]) AS x (name, token)
 WHERE l.name = x.name AND l.token = x.token;
 
 -- name: lease_list
-SELECT name, holder, token, expires_at FROM leases
+SELECT name, holder, token, expires_at, acquired_at FROM leases
 WHERE starts_with(name, %(prefix)s)
 ORDER BY name;
+
+-- Cluster: takeovers, members, queue depths ------------------------------------------------
+
+-- name: takeovers_insert
+INSERT INTO lease_takeovers (at, expired_at, old_token, new_token, name, old_holder, new_holder)
+SELECT %(at)s, x.expired_at, x.old_token, x.new_token, x.name, x.old_holder, %(new_holder)s
+FROM unnest(%(expired_ats)b::timestamptz[], %(old_tokens)b::bigint[],
+            %(new_tokens)b::bigint[], %(names)b::text[], %(old_holders)b::text[])
+     AS x (expired_at, old_token, new_token, name, old_holder);
+
+-- name: takeovers_forget
+DELETE FROM lease_takeovers WHERE at < %(before)s;
+
+-- name: takeover_list
+SELECT name, at, old_holder, new_holder, old_token, new_token, expired_at
+FROM lease_takeovers ORDER BY at DESC, name LIMIT %(limit)s;
+
+-- name: member_upsert
+INSERT INTO members (id, heartbeat_at, started_at, pid, host, roles, version)
+VALUES (%(id)s, %(now)s, %(started_at)s, %(pid)s, %(host)s, %(roles)s, %(version)s)
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, pid = excluded.pid,
+                               host = excluded.host, roles = excluded.roles,
+                               version = excluded.version;
+
+-- name: members_forget
+DELETE FROM members WHERE heartbeat_at < %(before)s;
+
+-- name: member_delete
+DELETE FROM members WHERE id = %(id)s;
+
+-- name: member_list
+SELECT id, heartbeat_at, started_at, pid, host, roles, version FROM members ORDER BY id;
+
+-- name: queue_depths
+-- An index-only pass over runs_due (queue, due_at), which holds exactly the waiting runs.
+SELECT queue, count(*) AS waiting, count(*) FILTER (WHERE due_at <= %(now)s) AS due,
+       min(due_at) FILTER (WHERE due_at <= %(now)s) AS oldest_due_at
+FROM runs WHERE state IN ('pending', 'queued', 'retrying')
+GROUP BY queue ORDER BY queue;
 
 -- name: jobs_due
 SELECT id, owner, name, schedule, action, payload::text AS payload, policy, paused,

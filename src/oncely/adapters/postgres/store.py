@@ -48,6 +48,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
@@ -84,6 +85,8 @@ from oncely.domain.users import ApiKey, User
 from oncely.ports.clock import TimeSample
 from oncely.ports.store import (
     APIKEY_TOUCH_INTERVAL,
+    MEMBER_RETENTION,
+    TAKEOVER_RETENTION,
     AttemptResult,
     AuditEntry,
     ClaimedRun,
@@ -93,10 +96,13 @@ from oncely.ports.store import (
     JobQuery,
     JobVersion,
     Lease,
+    Member,
     PayloadOverride,
     PruneBatch,
+    QueueDepth,
     RetentionAges,
     RunQuery,
+    Takeover,
     TransactionCancelled,
     TxControl,
 )
@@ -598,11 +604,42 @@ class PostgresStore(PostgresNotifications):
         # Sorted: concurrent acquirers lock rows in one order and cannot deadlock. Deduplicated:
         # an upsert may not touch one row twice.
         ordered = sorted(set(names))
-        rows = self._read(
-            "lease_acquire",
-            {"names": ordered, "holder": holder, "now": now, "expires_at": now + ttl},
-        )
+        with self._tx() as conn:
+            prior = {r["name"]: r for r in _fetch(conn, "leases_lock_prior", {"names": ordered})}
+            rows = _fetch(
+                conn,
+                "lease_acquire",
+                {"names": ordered, "holder": holder, "now": now, "expires_at": now + ttl},
+            )
+            # A takeover: the row was another holder's, it had expired, and we got a token.
+            taken = [
+                (r, prior[r["name"]])
+                for r in rows
+                if r["name"] in prior
+                and prior[r["name"]]["holder"] != holder
+                and prior[r["name"]]["token"] != r["token"]
+            ]
+            if taken:
+                _exec(
+                    conn,
+                    "takeovers_insert",
+                    {
+                        "at": now,
+                        "new_holder": holder,
+                        "expired_ats": [p["expires_at"] for _, p in taken],
+                        "old_tokens": [p["token"] for _, p in taken],
+                        "new_tokens": [r["token"] for r, _ in taken],
+                        "names": [r["name"] for r, _ in taken],
+                        "old_holders": [p["holder"] for _, p in taken],
+                    },
+                )
+                _exec(conn, "takeovers_forget", {"before": now - TAKEOVER_RETENTION})
+        from_whom = {r["name"]: p for r, p in taken}
         by_name = {r["name"]: _lease(r) for r in rows}
+        for name, p in from_whom.items():
+            by_name[name] = replace(
+                by_name[name], taken_from=p["holder"], taken_from_token=p["token"]
+            )
         return [by_name[name] for name in dict.fromkeys(names) if name in by_name]
 
     def lease_renew(self, leases: Sequence[Lease], *, now: datetime, ttl: timedelta) -> list[Lease]:
@@ -633,6 +670,49 @@ class PostgresStore(PostgresNotifications):
 
     def lease_list(self, prefix: str) -> list[Lease]:
         return [_lease(r) for r in self._read("lease_list", {"prefix": prefix})]
+
+    def takeover_list(self, *, limit: int = 20) -> list[Takeover]:
+        return [Takeover(**r) for r in self._read("takeover_list", {"limit": limit})]
+
+    # -- cluster membership ---------------------------------------------------------------
+
+    def member_heartbeat(self, member: Member, *, now: datetime) -> None:
+        with self._tx() as conn:
+            _exec(
+                conn,
+                "member_upsert",
+                {
+                    "id": member.id,
+                    "now": now,
+                    "started_at": member.started_at,
+                    "pid": member.pid,
+                    "host": member.host,
+                    "roles": ",".join(member.roles),
+                    "version": member.version,
+                },
+            )
+            _exec(conn, "members_forget", {"before": now - MEMBER_RETENTION})
+
+    def member_leave(self, member_id: str) -> None:
+        with self._pool.connection() as conn:
+            _exec(conn, "member_delete", {"id": member_id})
+
+    def member_list(self) -> list[Member]:
+        return [
+            Member(
+                id=r["id"],
+                host=r["host"],
+                pid=r["pid"],
+                roles=tuple(filter(None, r["roles"].split(","))),
+                version=r["version"],
+                started_at=r["started_at"],
+                heartbeat_at=r["heartbeat_at"],
+            )
+            for r in self._read("member_list", {})
+        ]
+
+    def queue_depths(self, *, now: datetime) -> list[QueueDepth]:
+        return [QueueDepth(**r) for r in self._read("queue_depths", {"now": now})]
 
     def jobs_due(self, shards: Sequence[int], horizon: datetime, limit: int) -> list[Job]:
         rows = self._read("jobs_due", {"shards": list(shards), "horizon": horizon, "limit": limit})
@@ -1453,7 +1533,9 @@ def _call(on_due: Callable[[], None]) -> None:
 
 
 def _lease(row: Row) -> Lease:
-    return Lease(row["name"], row["holder"], row["token"], row["expires_at"])
+    return Lease(
+        row["name"], row["holder"], row["token"], row["expires_at"], row.get("acquired_at")
+    )
 
 
 def _apply_overlap(conn: Conn, candidates: list[Row], now: datetime) -> list[UUID]:

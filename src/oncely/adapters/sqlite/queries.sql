@@ -131,20 +131,57 @@ ON CONFLICT (job_id, scheduled_for) WHERE manual = 0 DO NOTHING;
 SELECT * FROM leases WHERE name = :name;
 
 -- name: lease_upsert
-INSERT INTO leases (name, holder, token, expires_at) VALUES (:name, :holder, :token, :expires_at)
+INSERT INTO leases (name, holder, token, expires_at, acquired_at)
+VALUES (:name, :holder, :token, :expires_at, :acquired_at)
 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, token = excluded.token,
-                                 expires_at = excluded.expires_at;
+                                 expires_at = excluded.expires_at,
+                                 acquired_at = excluded.acquired_at;
 
 -- name: lease_renew
 UPDATE leases SET expires_at = :expires_at
 WHERE name = :name AND token = :token AND holder = :holder AND expires_at > :now
-RETURNING name, holder, token, expires_at;
+RETURNING name, holder, token, expires_at, acquired_at;
 
 -- name: lease_release
 DELETE FROM leases WHERE name = :name AND token = :token;
 
 -- name: lease_list
 SELECT * FROM leases WHERE name LIKE :prefix || '%' ORDER BY name;
+
+-- Cluster: takeovers, members, queue depths ------------------------------------------------
+
+-- name: takeover_insert
+INSERT INTO lease_takeovers (at, expired_at, old_token, new_token, name, old_holder, new_holder)
+VALUES (:at, :expired_at, :old_token, :new_token, :name, :old_holder, :new_holder);
+
+-- name: takeovers_forget
+DELETE FROM lease_takeovers WHERE at < :before;
+
+-- name: takeover_list
+SELECT * FROM lease_takeovers ORDER BY at DESC, name LIMIT :limit;
+
+-- name: member_upsert
+INSERT INTO members (id, heartbeat_at, started_at, pid, host, roles, version)
+VALUES (:id, :now, :started_at, :pid, :host, :roles, :version)
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, pid = excluded.pid,
+                               host = excluded.host, roles = excluded.roles,
+                               version = excluded.version;
+
+-- name: members_forget
+DELETE FROM members WHERE heartbeat_at < :before;
+
+-- name: member_delete
+DELETE FROM members WHERE id = :id;
+
+-- name: member_list
+SELECT * FROM members ORDER BY id;
+
+-- name: queue_depths
+-- Reads runs_claim (queue, priority, due_at) only: it holds every waiting run.
+SELECT queue, count(*) AS waiting, sum(due_at <= :now) AS due,
+       min(CASE WHEN due_at <= :now THEN due_at END) AS oldest_due_at
+FROM runs WHERE state IN ('pending', 'queued', 'retrying')
+GROUP BY queue ORDER BY queue;
 
 -- name: lease_valid
 SELECT 1 FROM leases WHERE name = :name AND token = :token AND expires_at > :now;

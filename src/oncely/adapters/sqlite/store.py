@@ -67,6 +67,8 @@ from oncely.domain.users import ApiKey, User
 from oncely.ports.clock import TimeSample
 from oncely.ports.store import (
     APIKEY_TOUCH_INTERVAL,
+    MEMBER_RETENTION,
+    TAKEOVER_RETENTION,
     AttemptResult,
     AuditEntry,
     ClaimedRun,
@@ -76,10 +78,13 @@ from oncely.ports.store import (
     JobQuery,
     JobVersion,
     Lease,
+    Member,
     PayloadOverride,
     PruneBatch,
+    QueueDepth,
     RetentionAges,
     RunQuery,
+    Takeover,
     TransactionCancelled,
     TxControl,
 )
@@ -90,6 +95,10 @@ Q = load_queries("oncely.adapters.sqlite", "queries.sql")
 
 def _us(value: datetime | None) -> int | None:
     return None if value is None else to_micros(value)
+
+
+def _from_us(value: int | None) -> datetime | None:
+    return None if value is None else from_micros(value)
 
 
 class SqliteStore(SqliteNotifications):
@@ -559,17 +568,31 @@ class SqliteStore(SqliteNotifications):
     ) -> list[Lease]:
         held: list[Lease] = []
         expires = now + ttl
+        now_us = to_micros(now)
         with self._write() as conn:
-            for name in names:
+            for name in dict.fromkeys(names):
                 row = conn.execute(Q["lease_get"], {"name": name}).fetchone()
-                if (
-                    row is not None
-                    and row["holder"] == holder
-                    and row["expires_at"] > to_micros(now)
-                ):
+                taken_from = taken_token = None
+                if row is not None and row["holder"] == holder and row["expires_at"] > now_us:
                     token = int(row["token"])
-                elif row is None or row["expires_at"] <= to_micros(now):
+                    acquired = _from_us(row["acquired_at"])
+                elif row is None or row["expires_at"] <= now_us:
                     token = self._next_tokens(conn, 1)
+                    acquired = now
+                    if row is not None and row["holder"] != holder:
+                        taken_from, taken_token = str(row["holder"]), int(row["token"])
+                        conn.execute(
+                            Q["takeover_insert"],
+                            {
+                                "at": now_us,
+                                "expired_at": row["expires_at"],
+                                "old_token": row["token"],
+                                "new_token": token,
+                                "name": name,
+                                "old_holder": taken_from,
+                                "new_holder": holder,
+                            },
+                        )
                 else:
                     continue
                 conn.execute(
@@ -579,9 +602,12 @@ class SqliteStore(SqliteNotifications):
                         "holder": holder,
                         "token": token,
                         "expires_at": to_micros(expires),
+                        "acquired_at": _us(acquired),
                     },
                 )
-                held.append(Lease(name, holder, token, expires))
+                held.append(Lease(name, holder, token, expires, acquired, taken_from, taken_token))
+            if any(lease.taken_from for lease in held):
+                conn.execute(Q["takeovers_forget"], {"before": to_micros(now - TAKEOVER_RETENTION)})
         return held
 
     def lease_renew(self, leases: Sequence[Lease], *, now: datetime, ttl: timedelta) -> list[Lease]:
@@ -600,7 +626,15 @@ class SqliteStore(SqliteNotifications):
                     },
                 ).fetchone()
                 if row is not None:
-                    renewed.append(Lease(lease.name, lease.holder, lease.token, expires))
+                    renewed.append(
+                        Lease(
+                            lease.name,
+                            lease.holder,
+                            lease.token,
+                            expires,
+                            _from_us(row["acquired_at"]),
+                        )
+                    )
         return renewed
 
     def lease_release(self, leases: Sequence[Lease]) -> None:
@@ -610,8 +644,75 @@ class SqliteStore(SqliteNotifications):
 
     def lease_list(self, prefix: str) -> list[Lease]:
         return [
-            Lease(r["name"], r["holder"], r["token"], from_micros(r["expires_at"]))
+            Lease(
+                r["name"],
+                r["holder"],
+                r["token"],
+                from_micros(r["expires_at"]),
+                _from_us(r["acquired_at"]),
+            )
             for r in self._read("lease_list", {"prefix": prefix})
+        ]
+
+    def takeover_list(self, *, limit: int = 20) -> list[Takeover]:
+        return [
+            Takeover(
+                name=r["name"],
+                at=from_micros(r["at"]),
+                old_holder=r["old_holder"],
+                new_holder=r["new_holder"],
+                old_token=r["old_token"],
+                new_token=r["new_token"],
+                expired_at=from_micros(r["expired_at"]),
+            )
+            for r in self._read("takeover_list", {"limit": limit})
+        ]
+
+    # -- cluster membership ---------------------------------------------------------------
+
+    def member_heartbeat(self, member: Member, *, now: datetime) -> None:
+        with self._write() as conn:
+            conn.execute(
+                Q["member_upsert"],
+                {
+                    "id": member.id,
+                    "now": to_micros(now),
+                    "started_at": to_micros(member.started_at),
+                    "pid": member.pid,
+                    "host": member.host,
+                    "roles": ",".join(member.roles),
+                    "version": member.version,
+                },
+            )
+            conn.execute(Q["members_forget"], {"before": to_micros(now - MEMBER_RETENTION)})
+
+    def member_leave(self, member_id: str) -> None:
+        with self._write() as conn:
+            conn.execute(Q["member_delete"], {"id": member_id})
+
+    def member_list(self) -> list[Member]:
+        return [
+            Member(
+                id=r["id"],
+                host=r["host"],
+                pid=r["pid"],
+                roles=tuple(filter(None, r["roles"].split(","))),
+                version=r["version"],
+                started_at=from_micros(r["started_at"]),
+                heartbeat_at=from_micros(r["heartbeat_at"]),
+            )
+            for r in self._read("member_list", {})
+        ]
+
+    def queue_depths(self, *, now: datetime) -> list[QueueDepth]:
+        return [
+            QueueDepth(
+                queue=r["queue"],
+                waiting=r["waiting"],
+                due=r["due"] or 0,
+                oldest_due_at=_from_us(r["oldest_due_at"]),
+            )
+            for r in self._read("queue_depths", {"now": to_micros(now)})
         ]
 
     def jobs_due(self, shards: Sequence[int], horizon: datetime, limit: int) -> list[Job]:
