@@ -139,6 +139,8 @@ def test_a_crashed_scheduler_is_replaced_as_soon_as_its_leases_expire(
     takeovers = store.takeover_list(limit=100)
     assert len(takeovers) == 21 and {t.old_holder for t in takeovers} == {"c"}
     assert {t.new_holder for t in takeovers} == {"a", "b"}
+    for node in (a, b):
+        assert node.events.flush()  # the log observes the bus on its own thread
     warned = [r.getMessage() for r in caplog.records if "takeover of shard:" in r.getMessage()]
     assert len(warned) == 21 and all(": c let it expire" in m for m in warned)
     assert {m.split("node=")[1].split()[0] for m in warned} == {"a", "b"}
