@@ -101,12 +101,19 @@ def test_the_first_admin_made_with_the_cli_logs_in_and_keys_work(cli: Cli) -> No
         assert run(cli, "users", "enable", "root").returncode == 0
         assert login(http, "root").status_code == 200
         assert run(cli, "users", "disable", "nobody").returncode == 3
+        assert run(cli, "auth", "rotate-signing-key", "--yes").returncode == 0
+        assert login(http, "root").status_code == 200
 
         audit = http.get(
             "/v1/audit", headers=bearer(login(http, "root").json()["access_token"])
         ).json()["items"]
         actions = [e["action"] for e in audit]
-        assert actions[:3] == ["user.enable", "user.disable", "apikey.revoke"]
+        assert actions[:4] == [
+            "auth.rotate_signing_key",
+            "user.enable",
+            "user.disable",
+            "apikey.revoke",
+        ]
         assert all(e["actor"].startswith("cli") for e in audit)
 
 

@@ -212,3 +212,11 @@ def test_session_epoch_moves_on_a_password_change_and_a_disable(store: Store) ->
     assert epoch() == 2
     store.user_set_role(user.id, Role.VIEWER, now=later(5))
     assert epoch() == 2
+
+
+def test_a_secret_can_be_replaced(store: Store) -> None:
+    store.secret_replace("new", b"\x05" * 32, now=T0)
+    assert store.secret_get_or_create("new", b"\x06" * 32, now=T0) == b"\x05" * 32
+    store.secret_get_or_create("jwt", b"\x01" * 32, now=T0)
+    store.secret_replace("jwt", b"\x02" * 32, now=later(1))
+    assert store.secret_get_or_create("jwt", b"\x03" * 32, now=later(2)) == b"\x02" * 32

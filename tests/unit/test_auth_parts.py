@@ -146,3 +146,26 @@ def test_every_store_gets_its_own_random_keys(tmp_path: Path) -> None:
     # A token of store b does not open store a (their keys differ).
     assert Authenticator(other_store, SystemClock()).authenticate(keys[1]) is None
     other_store.close()
+
+
+def test_rotating_the_signing_key_ends_every_token_on_every_process(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "o.db"))
+    store.migrate()
+    one = Authenticator(store, SystemClock())
+    # Another API process on the same store, which reads the keys again at each call.
+    two = Authenticator(store, SystemClock(), key_refresh=timedelta(0))
+    one.create_user("u", "a long enough password")
+    _, token = one.login("u", "a long enough password")
+    assert two.authenticate(token) is not None
+    _, key = one.create_api_key(one.store.user_list()[0], "k")
+
+    one.rotate_signing_key(actor="root")
+    assert one.authenticate(token) is None
+    assert two.authenticate(token) is None
+    _, fresh = two.login("u", "a long enough password")
+    assert one.authenticate(fresh) is not None
+    # API keys are not signed with it.
+    assert two.authenticate(key) is not None
+    [entry] = store.audit_list(None)
+    assert (entry.action, entry.actor) == ("auth.rotate_signing_key", "root")
+    store.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -56,10 +57,13 @@ class Authenticator:
         *,
         token_ttl: timedelta = timedelta(minutes=15),
         passwords: Passwords | None = None,
+        key_refresh: timedelta = timedelta(seconds=30),
     ) -> None:
         self.store = store
         self.clock = clock
         self.token_ttl = token_ttl
+        self.key_refresh = key_refresh
+        self._loaded_at = 0.0
         self._passwords = passwords
         self._tokens: Tokens | None = None
         self._pepper: bytes | None = None
@@ -69,19 +73,33 @@ class Authenticator:
 
     def _load(self) -> tuple[Tokens, bytes, Passwords]:
         with self._lock:
-            if self._tokens is None or self._pepper is None or self._passwords is None:
+            stale = time.monotonic() - self._loaded_at >= self.key_refresh.total_seconds()
+            if self._tokens is None or self._pepper is None or self._passwords is None or stale:
                 now = self.clock.now()
                 # A fresh random candidate each; the store keeps whichever came first, so
-                # every process of a cluster ends up with the same keys.
+                # every process of a cluster ends up with the same keys. Read again every
+                # ``key_refresh``: a rotated signing key reaches every process that soon.
                 key = self.store.secret_get_or_create(JWT_KEY, secrets.token_bytes(32), now=now)
                 pepper = self.store.secret_get_or_create(
                     APIKEY_PEPPER, secrets.token_bytes(32), now=now
                 )
-                self._tokens = Tokens(key, ttl=self.token_ttl)
+                if self._tokens is None or self._tokens.key != key:
+                    self._tokens = Tokens(key, ttl=self.token_ttl)
                 self._pepper = pepper
+                self._loaded_at = time.monotonic()
                 if self._passwords is None:
                     self._passwords = Passwords()
             return self._tokens, self._pepper, self._passwords
+
+    def rotate_signing_key(self, *, actor: str | None = None) -> None:
+        """Replace the token signing key: every access token ends (on every API process
+        within ``key_refresh``), and everyone logs in again. API keys are not affected."""
+        now = self.clock.now()
+        self.store.secret_replace(JWT_KEY, secrets.token_bytes(32), now=now)
+        if actor is not None:
+            self.store.audit_record(actor, "auth.rotate_signing_key", target_kind="server", now=now)
+        with self._lock:
+            self._tokens = None
 
     @property
     def passwords(self) -> Passwords:

@@ -25,7 +25,7 @@ class Tokens:
     def __init__(self, key: bytes, *, ttl: timedelta = timedelta(minutes=15)) -> None:
         if len(key) < 32:
             raise ValueError("the signing key must be at least 32 bytes")
-        self._key = key
+        self.key = key
         self.ttl = ttl
 
     def issue(self, subject: str, *, now: datetime, epoch: int = 0) -> str:
@@ -38,7 +38,7 @@ class Tokens:
             "iss": ISSUER,
             "aud": AUDIENCE,
         }
-        return jwt.encode(claims, self._key, algorithm=ALGORITHM)
+        return jwt.encode(claims, self.key, algorithm=ALGORITHM)
 
     def check(self, token: str, *, now: datetime) -> tuple[str, int]:
         """The subject and session epoch of a valid token; ``InvalidToken`` otherwise. ``now``
@@ -46,7 +46,7 @@ class Tokens:
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
-                self._key,
+                self.key,
                 algorithms=[ALGORITHM],
                 audience=AUDIENCE,
                 issuer=ISSUER,

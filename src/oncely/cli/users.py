@@ -302,6 +302,28 @@ def apikeys_revoke(ctx: click.Context, key_id: str) -> None:
     click.echo(f"API key {key.id} revoked")
 
 
+# -- the signing key --------------------------------------------------------------------
+
+
+@click.group("auth")
+def auth_group() -> None:
+    """Server-wide authentication settings."""
+
+
+@auth_group.command("rotate-signing-key")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def auth_rotate(ctx: click.Context, yes: bool) -> None:
+    """Replace the access-token signing key: every token ends (within 30 s on every API
+    process) and everyone logs in again. API keys keep working."""
+    if not yes:
+        click.confirm("Every access token will stop working. Go on?", abort=True)
+    with _auth(ctx) as auth:
+        auth.rotate_signing_key(actor=_actor())
+    click.echo("signing key replaced: every access token has ended")
+
+
 def register(group: click.Group) -> None:
     group.add_command(users_group)
     group.add_command(apikeys_group)
+    group.add_command(auth_group)

@@ -785,6 +785,10 @@ class Store(Protocol):
         returned. Processes starting at once all get the one value that was stored first."""
         ...
 
+    def secret_replace(self, name: str, value: bytes, *, now: datetime) -> None:
+        """Store ``value`` as the secret ``name``, replacing any (a key rotation)."""
+        ...
+
     # -- audit ----------------------------------------------------------------------------
 
     def audit_record(

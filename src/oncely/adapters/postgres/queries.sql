@@ -755,6 +755,10 @@ ON CONFLICT (name) DO NOTHING;
 -- name: secret_get
 SELECT value FROM server_secrets WHERE name = %(name)s;
 
+-- name: secret_replace
+INSERT INTO server_secrets (name, value, created_at) VALUES (%(name)s, %(value)s, %(now)s)
+ON CONFLICT (name) DO UPDATE SET value = excluded.value, created_at = excluded.created_at;
+
 -- Audit and job versions ---------------------------------------------------------------------
 
 -- name: audit_insert

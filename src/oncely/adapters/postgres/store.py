@@ -1287,6 +1287,10 @@ class PostgresStore(PostgresNotifications):
             rows = _fetch(conn, "secret_get", {"name": name})
         return bytes(rows[0]["value"])
 
+    def secret_replace(self, name: str, value: bytes, *, now: datetime) -> None:
+        with self._pool.connection() as conn:
+            _exec(conn, "secret_replace", {"name": name, "value": value, "now": now})
+
     # -- audit ----------------------------------------------------------------------------
 
     def audit_record(

@@ -441,6 +441,10 @@ ON CONFLICT (name) DO NOTHING;
 -- name: secret_get
 SELECT value FROM server_secrets WHERE name = :name;
 
+-- name: secret_replace
+INSERT INTO server_secrets (name, value, created_at) VALUES (:name, :value, :now)
+ON CONFLICT (name) DO UPDATE SET value = excluded.value, created_at = excluded.created_at;
+
 -- Audit and job versions ---------------------------------------------------------------------
 
 -- name: audit_insert

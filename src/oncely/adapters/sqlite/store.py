@@ -1206,6 +1206,10 @@ class SqliteStore(SqliteNotifications):
             row = conn.execute(Q["secret_get"], {"name": name}).fetchone()
         return bytes(row["value"])
 
+    def secret_replace(self, name: str, value: bytes, *, now: datetime) -> None:
+        with self._write() as conn:
+            conn.execute(Q["secret_replace"], {"name": name, "value": value, "now": to_micros(now)})
+
     # -- audit ----------------------------------------------------------------------------
 
     def audit_record(
