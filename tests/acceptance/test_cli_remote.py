@@ -149,3 +149,40 @@ def test_cli_manages_a_remote_server_with_its_rules(server: str, tmp_path: Path)
     assert cli.json("jobs", "list", token=ann) == []  # the admin's jobs are not ann's
     hidden = cli("jobs", "show", job["id"], token=ann)  # type: ignore[index]
     assert hidden.returncode == 3
+
+
+def test_the_api_role_serves_the_rest_api_without_loops(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ONCELY_")} | {
+        "ONCELY_STORE": f"sqlite:///{tmp_path / 'api.db'}",
+        "ONCELY_ADMIN_USER": ADMIN,
+        "ONCELY_ADMIN_PASSWORD": PASSWORD,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "oncely.cli.main", "api", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=ROOT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _get(port, "/readyz") == 200, 30, "/readyz")
+        ready = httpx.get(f"{url}/readyz").json()
+        assert "scheduler" not in ready and "worker" not in ready
+        assert httpx.get(f"{url}/v1/jobs").status_code == 401
+        token = httpx.post(
+            f"{url}/v1/auth/token", json={"username": ADMIN, "password": PASSWORD}
+        ).json()["access_token"]
+        created = httpx.post(
+            f"{url}/v1/jobs",
+            headers={"Authorization": f"Bearer {token}"},
+            json={"name": "from api role", "every": "1h", "task": "t"},
+        )
+        assert created.status_code == 201, created.text
+        spec = httpx.get(f"{url}/openapi.json").json()
+        ops = {op["operationId"] for path in spec["paths"].values() for op in path.values()}
+        assert {"create_job", "list_jobs", "trigger_job", "get_run", "preview_schedule"} <= ops
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from oncely.client import Client
@@ -64,3 +65,33 @@ def test_typed_client_against_a_live_server(live: Rest) -> None:
         assert len(preview.fires) == 3
         alice.delete_job(job.id)
         assert alice.list_jobs().items == []
+
+
+def test_oversized_request_heads_are_refused_by_the_server(live: Rest) -> None:
+    huge = {"X-Filler": "x" * 200_000}
+    try:
+        r = live.call("alice", "GET", "/v1/jobs", headers=huge)
+    except httpx.HTTPError:
+        return  # the server closed the connection on the oversized head: refused too
+    assert r.status_code in (400, 413, 431)
+
+
+def test_async_client_against_a_live_server(live: Rest) -> None:
+    import asyncio
+
+    from oncely.client import AsyncClient
+
+    async def main() -> None:
+        url = str(live.http.base_url)
+        async with AsyncClient(url, token=live.keys["alice"]) as alice:
+            job = await alice.create_job({"name": "async", "every": "1h", "task": "t"})
+            run = await alice.trigger_job(job.id, payload={"n": 1})
+            assert run.manual and (await alice.get_run(run.id)).id == run.id
+            page = await alice.list_runs(job_id=job.id)
+            assert [r.id for r in page.items] == [run.id]
+            assert (await alice.pause_job(job.id)).paused
+            await alice.delete_job(job.id)
+            with pytest.raises(NotFound):
+                await alice.get_job(job.id)
+
+    asyncio.run(main())
