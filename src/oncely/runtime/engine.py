@@ -101,12 +101,24 @@ class Engine:
         self.worker: Worker | None = None
         self.membership: Membership | None = None
         self._loops: dict[str, asyncio.Task[None]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- wake-ups (called by the service after a change; harmless when a loop is absent) --
 
     def wake_scheduler(self) -> None:
-        if self.scheduler is not None:
-            self.scheduler.wake()
+        """Safe from any thread (the API's handlers run on a thread pool): the scheduler's
+        wake-up is an asyncio event, set on the engine's loop."""
+        scheduler, loop = self.scheduler, self._loop
+        if scheduler is None or loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            scheduler.wake()
+        else:
+            loop.call_soon_threadsafe(scheduler.wake)
 
     def wake_worker(self, queue: str | None = None) -> None:
         if self.worker is not None:
@@ -128,6 +140,7 @@ class Engine:
         the caller serves HTTP). Raises ``ComponentFailed`` if a loop died."""
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
+        self._loop = loop
         installed: list[signal.Signals] = []
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
