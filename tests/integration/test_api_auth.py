@@ -512,6 +512,10 @@ def test_audit_shows_admins_everything_and_others_their_owners_entries(api: Api)
     assert {e["target_kind"] for e in seen} == {"job"}
 
 
+def _cursor(at: str, entry_id: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps([at, entry_id]).encode()).decode()
+
+
 def test_audit_pages_with_a_cursor_and_checks_its_input(api: Api) -> None:
     now = datetime.now(UTC)
     for i in range(5):
@@ -529,8 +533,9 @@ def test_audit_pages_with_a_cursor_and_checks_its_input(api: Api) -> None:
         cursor = page["next"]
     assert ids == sorted(ids, reverse=True) and len(ids) == 5
 
-    bad = api.http.get("/v1/audit?before=garbage", headers=api.as_(root))
-    assert bad.status_code == 422 and bad.json()["error"]["field"] == "before"
+    for cursor in ("garbage", _cursor("2030-01-01T00:00:00+00:00", 2**64), _cursor("x", 1)):
+        bad = api.http.get("/v1/audit", params={"before": cursor}, headers=api.as_(root))
+        assert bad.status_code == 422 and bad.json()["error"]["field"] == "before"
     naive = api.http.get("/v1/audit?since=2030-01-01T00:00:00", headers=api.as_(root))
     assert naive.status_code == 422 and naive.json()["error"]["field"] == "since"
     windowed = api.http.get(

@@ -612,7 +612,7 @@ def _decode_cursor(value: str) -> tuple[datetime, int]:
         raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
         at_text, entry_id = json.loads(raw)
         at = datetime.fromisoformat(at_text)
-        if at.tzinfo is None or not isinstance(entry_id, int):
+        if at.tzinfo is None or not isinstance(entry_id, int) or not 0 <= entry_id < 2**63:
             raise ValueError("bad cursor")  # noqa: TRY301
     except (ValueError, TypeError) as exc:
         raise HTTPException(
