@@ -381,3 +381,29 @@ def test_keyboard_skip_link_and_focus(login: Any, server: Server) -> None:
     assert focused  # the next stop is inside the content
     outline = page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
     assert outline == "solid"
+
+
+def test_live_tables_stop_refreshing_while_the_tab_is_hidden(login: Any, server: Server) -> None:
+    s = login("bob", USERS["bob"])
+    page = s.page
+    page.goto(server.url + "/runs")
+    live = page.locator("#runs-rows")
+    expect(live).to_have_attribute("data-refreshed", re.compile(r"\d+"), timeout=10_000)
+
+    def set_visibility(state: str) -> None:
+        page.evaluate(
+            """state => {
+                Object.defineProperty(document, "visibilityState", {value: state,
+                                                                     configurable: true});
+                document.dispatchEvent(new Event("visibilitychange"));
+            }""",
+            state,
+        )
+
+    set_visibility("hidden")
+    page.wait_for_timeout(500)
+    hidden_at = live.get_attribute("data-refreshed")
+    page.wait_for_timeout(4000)  # more than one polling period
+    assert live.get_attribute("data-refreshed") == hidden_at
+    set_visibility("visible")  # refreshes at once, then polls again
+    expect(live).not_to_have_attribute("data-refreshed", hidden_at or "", timeout=2000)
