@@ -163,6 +163,7 @@ class App:
                     clock=lambda: self.clock,
                     actions=self.settings.action_settings(),
                     check_action=compose.check_action_allowed,
+                    member_ttl=self.settings.scheduler_lease_ttl,
                     wake_scheduler=self._wake_scheduler,
                     wake_worker=self._wake_worker,
                 ),

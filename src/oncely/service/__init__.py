@@ -16,6 +16,7 @@ either, for people typing at a CLI) is unambiguous.
 
 from __future__ import annotations
 
+from oncely.service.cluster import ClusterService
 from oncely.service.deps import ServiceDeps
 from oncely.service.imports import ImportService
 from oncely.service.jobs import JobService
@@ -30,6 +31,7 @@ class Service:
         self.deps = deps
         self.jobs = JobService(deps)
         self.runs = RunService(deps)
+        self.cluster = ClusterService(deps)
         self.notifications = NotificationService(deps, check_channel)
         self.imports = ImportService(deps)
 

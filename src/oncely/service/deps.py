@@ -26,6 +26,8 @@ class ServiceDeps:
     """The server's action rules: shell on or off, networks HTTP may reach, SQL connections."""
     check_action: Callable[[Action, ActionSettings], None]
     """Refuses an action the server will never run (resolves HTTP hosts): from compose."""
+    member_ttl: float = 10.0
+    """Seconds after its last heartbeat a cluster member counts as gone (the lease TTL)."""
     wake_scheduler: Callable[[], None] = field(default=_nothing)
     wake_worker: Callable[[str | None], None] = field(default=_nothing)
 

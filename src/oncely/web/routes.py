@@ -725,6 +725,18 @@ def web_router(service: Service, limits: LoginLimits | None = None) -> APIRouter
                        prev=prev, next=nxt.strftime("%Y-%m"), capped=capped,
                        total_expected=sum(expected.values()), total_actual=sum(actual.values()))
 
+    # -- cluster ----------------------------------------------------------------------------
+
+    @router.get("/cluster")
+    @_guard
+    def cluster(request: Request, web: Admin, partial: bool = False) -> Response:
+        status = service.cluster.status(web.principal)
+        holders = Counter(lease.holder for lease in status.shards if lease.expires_at > status.now)
+        ctx: dict[str, Any] = {"cluster": status, "now": status.now, "holders": holders}
+        if partial:
+            return _render(request, "_cluster.html", web, **ctx)
+        return _render(request, "cluster.html", web, title="Cluster", **ctx)
+
     # -- admin ------------------------------------------------------------------------------
 
     @router.get("/admin")
