@@ -38,7 +38,8 @@ from bench.common import (
 )
 from bench.oncely_app import fire_key
 
-SCHEMA = "bench_oncely"
+# Its own schema per run on a shared machine: BENCH_ONCELY_SCHEMA.
+SCHEMA = os.environ.get("BENCH_ONCELY_SCHEMA", "bench_oncely")
 APP_SPEC = "bench.oncely_app:app"
 CREATE_THREADS = 4
 BULK_CHUNK = 50_000

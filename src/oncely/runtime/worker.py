@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -143,6 +144,8 @@ class _Attempt:
     control: TxControl | None = None
     early: bool = False
     """Held, waiting for its due time (counts against the queue's prefetch share)."""
+    posted: bool = False
+    """Its outcome is in the outbox."""
 
 
 class _Backoff:
@@ -392,6 +395,10 @@ class Worker:
             return
         attempt.started_at = self.clock.now()
         attempt.task = asyncio.create_task(self._execute(attempt), name=f"run-{run.run_id}")
+        # Bookkeeping in a done callback, not in the coroutine: a task cancelled before its
+        # first step (its lease lost at once) never runs the coroutine's ``finally``, and
+        # its slot would leak.
+        attempt.task.add_done_callback(functools.partial(self._finished, attempt))
 
     def _unhold(self, attempt: _Attempt) -> None:
         """Free the slot of a held run that never started."""
@@ -409,23 +416,28 @@ class Worker:
             self._early[attempt.claimed.queue] -= 1
 
     async def _execute(self, attempt: _Attempt) -> None:
+        result = await self._attempt(attempt)
+        if result is not None and not attempt.lost:
+            attempt.posted = True
+            self._post(result)
+
+    def _finished(self, attempt: _Attempt, task: asyncio.Task[None]) -> None:
         run = attempt.claimed
-        try:
-            result = await self._attempt(attempt)
-            if result is not None and not attempt.lost:
-                self._post(result)
-        except asyncio.CancelledError:
-            if not attempt.lost and not self._claiming:
+        if task.cancelled():
+            if not attempt.lost and not attempt.posted and not self._claiming:
                 # Shutdown: give the run back rather than leave it to expire.
                 self._post(self._result(attempt, AttemptOutcome.RELEASED, error="worker shut down"))
-        finally:
-            self._running[run.queue] -= 1
-            # From here the outbox entry, if any, is what the heartbeat keeps alive.
-            if self._attempts.get(run.run_id) is attempt:
-                del self._attempts[run.run_id]
-            wake = self._wakes.get(run.queue)
-            if wake is not None:
-                wake.set()
+        elif (exc := task.exception()) is not None and not attempt.lost and not attempt.posted:
+            # A bug outside the executors' own error handling: fail the attempt visibly.
+            log.error("run %s: attempt crashed", run.run_id, exc_info=exc)
+            self._post(self._result(attempt, AttemptOutcome.FAILED, error=describe_exception(exc)))
+        self._running[run.queue] -= 1
+        # From here the outbox entry, if any, is what the heartbeat keeps alive.
+        if self._attempts.get(run.run_id) is attempt:
+            del self._attempts[run.run_id]
+        wake = self._wakes.get(run.queue)
+        if wake is not None:
+            wake.set()
 
     async def _attempt(self, attempt: _Attempt) -> AttemptResult | None:
         run = attempt.claimed
