@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from oncely.api.auth import AdminPrincipal
+from oncely.api.v1 import ERRORS
 from oncely.domain.crontab import MAX_CRONTAB_BYTES
 from oncely.domain.describe import schedule_in_words
 from oncely.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
@@ -82,9 +83,9 @@ def _errors() -> Iterator[None]:
 
 
 def imports_router(service: Service) -> APIRouter:
-    router = APIRouter(prefix="/v1/import", tags=["import"])
+    router = APIRouter(prefix="/v1/import", tags=["import"], responses=ERRORS)
 
-    @router.post("/crontab", response_model=CrontabImportOut)
+    @router.post("/crontab", operation_id="import_crontab", response_model=CrontabImportOut)
     async def import_crontab(body: CrontabImport, principal: AdminPrincipal) -> CrontabImportOut:
         """Make each crontab line a shell job of the caller's owner (see the module's notes)."""
         with _errors():

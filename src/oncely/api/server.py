@@ -72,6 +72,7 @@ def create_http_app(
         install_auth(api, auth, login_limits)
         if service is not None:
             api.include_router(v1_router(service))
+            from oncely.api.backfills import backfills_router
             from oncely.api.imports import imports_router
             from oncely.api.notifications import notifications_router
             from oncely.web import install_web
@@ -79,6 +80,7 @@ def create_http_app(
             install_web(api, service, login_limits)
             api.include_router(notifications_router(service))
             api.include_router(imports_router(service))
+            api.include_router(backfills_router(service))
     check_routes(api)
     return api
 

@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from oncely.domain.actions import Action
+from oncely.domain.backfill import Backfill
 from oncely.domain.firing import FirePlan
 from oncely.domain.jobs import Job
 from oncely.domain.notify import (
@@ -504,6 +505,38 @@ class Store(Protocol):
     ) -> list[JobVersion]:
         """Previous definitions of a job (deleted jobs included), newest first;
         ``before_version`` pages. Empty for an unknown job or another owner's."""
+        ...
+
+    # -- backfills (oncely.domain.backfill) ------------------------------------------------
+
+    def backfill_create(
+        self,
+        owner: str | None,
+        backfill: Backfill,
+        runs: Sequence[tuple[datetime, datetime]],
+        *,
+        now: datetime,
+        actor: str | None = None,
+    ) -> Backfill:
+        """In one transaction: a ``pending`` run for each (scheduled_for, due_at) of
+        ``backfill.job_id`` (confined to ``owner``) that has no run yet for that fire (the
+        unique fire key decides: a fire is never run twice), with the job's queue, priority and
+        overlap; the backfill record, whose ``created`` counts the runs made; and links to
+        them. ``NotFound`` for an unknown job. Audited as ``job.backfill``."""
+        ...
+
+    def backfill_get(self, owner: str | None, backfill_id: str) -> Backfill | None: ...
+
+    def backfill_list(self, owner: str | None, job_id: str, *, limit: int = 100) -> list[Backfill]:
+        """A job's backfills, newest first."""
+        ...
+
+    def backfill_cancel(
+        self, owner: str | None, backfill_id: str, *, now: datetime, actor: str | None = None
+    ) -> Backfill | None:
+        """Cancel the backfill's runs that have not started (``pending``) and mark it
+        cancelled (``cancelled`` counts them). None for an unknown backfill. Audited as
+        ``backfill.cancel``."""
         ...
 
     # -- leases and scheduling ------------------------------------------------------------

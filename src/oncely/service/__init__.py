@@ -16,6 +16,7 @@ either, for people typing at a CLI) is unambiguous.
 
 from __future__ import annotations
 
+from oncely.service.backfills import BackfillService
 from oncely.service.cluster import ClusterService
 from oncely.service.deps import ServiceDeps
 from oncely.service.imports import ImportService
@@ -34,6 +35,7 @@ class Service:
         self.cluster = ClusterService(deps)
         self.notifications = NotificationService(deps, check_channel)
         self.imports = ImportService(deps)
+        self.backfills = BackfillService(deps)
 
 
 __all__ = ["Service", "ServiceDeps"]

@@ -71,6 +71,7 @@ from oncely.adapters.codec import (
     run_from_row,
     user_from_row,
 )
+from oncely.adapters.postgres.backfills import PostgresBackfills
 from oncely.adapters.postgres.notify import PostgresNotifications, outbox_missed
 from oncely.adapters.postgres.pool import Pool
 from oncely.adapters.sqlfile import load_migrations, load_queries
@@ -155,7 +156,7 @@ def _shard_of_lease(lease: Lease) -> int | None:
     return int(number) if prefix == "shard" and number.isdigit() else None
 
 
-class PostgresStore(PostgresNotifications):
+class PostgresStore(PostgresNotifications, PostgresBackfills):
     dialect = "postgresql"
     supports_listen = True
 

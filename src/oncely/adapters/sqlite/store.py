@@ -51,6 +51,7 @@ from oncely.adapters.codec import (
     user_from_row,
 )
 from oncely.adapters.sqlfile import load_migrations, load_queries
+from oncely.adapters.sqlite.backfills import SqliteBackfills
 from oncely.adapters.sqlite.notify import (
     SqliteNotifications,
     outbox_after_attempt,
@@ -101,7 +102,7 @@ def _from_us(value: int | None) -> datetime | None:
     return None if value is None else from_micros(value)
 
 
-class SqliteStore(SqliteNotifications):
+class SqliteStore(SqliteNotifications, SqliteBackfills):
     dialect = "sqlite"
     supports_listen = False
 
