@@ -184,6 +184,27 @@ def test_trigger_now_with_a_payload_after_confirming(login: Any, server: Server)
     expect(page.locator("#run-output")).to_contain_text("hello world", timeout=20_000)
 
 
+def test_deadline_field_and_the_expected_but_missing_list(login: Any, server: Server) -> None:
+    s = login("bob", USERS["bob"])
+    page = s.page
+    label = "Deadline: alert unless it succeeds at least this often (90s, 1h; empty for none)"
+    page.goto(server.url + "/jobs/new")
+    page.get_by_label("Name", exact=True).fill("must succeed")
+    page.get_by_label("Cron expression").fill("0 0 1 1 *")
+    page.get_by_label("Task name").fill("greet")
+    page.get_by_label(label).fill("1s")
+    page.get_by_role("button", name="Create job").click()
+    expect(page.locator("#deadline-error")).to_contain_text("60 s")
+    page.get_by_label(label).fill("2h")
+    page.get_by_role("button", name="Create job").click()
+    expect(page.get_by_text("Job created.")).to_be_visible()
+    expect(page.get_by_text("Alert if no success within 2 hours.")).to_be_visible()
+    page.goto(server.url + "/")
+    expect(page.locator("#missing + p")).to_have_text(
+        "Every job with a deadline has succeeded in time."
+    )
+
+
 def test_bulk_pause_and_resume_with_a_reason(login: Any, server: Server) -> None:
     s = login("alice", USERS["alice"])
     page = s.page

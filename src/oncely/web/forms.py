@@ -101,6 +101,8 @@ def parse_job_form(form: dict[str, str], *, create: bool) -> Any:
                 data[key] = kind(text)
             except ValueError:
                 errors[key] = "must be a number"
+    if (form.get("deadline") or "").strip():
+        data["deadline"] = form["deadline"].strip()
     for key in ("overlap", "misfire", "queue"):
         if form.get(key):
             data[key] = form[key].strip()
@@ -127,7 +129,7 @@ def job_form_defaults(job: Job | None = None) -> dict[str, str]:
         "dst_gap": d["dst_gap"], "dst_fold": d["dst_fold"], "action": "task", "task": "",
         "http": "", "payload": "", "retries": str(d["retries"]), "timeout": "",
         "overlap": d["overlap"], "misfire": d["misfire"], "queue": d["queue"],
-        "priority": str(d["priority"]),
+        "priority": str(d["priority"]), "deadline": "",
     }
     if job is None:
         return values
@@ -150,5 +152,6 @@ def job_form_defaults(job: Job | None = None) -> dict[str, str]:
     values.update(
         retries=str(p.max_retries), timeout="" if p.timeout is None else str(p.timeout),
         overlap=p.overlap, misfire=p.misfire, queue=p.queue, priority=str(p.priority),
+        deadline="" if p.deadline is None else f"{p.deadline:g}",
     )
     return values

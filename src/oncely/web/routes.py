@@ -290,6 +290,8 @@ def web_router(service: Service, limits: LoginLimits | None = None) -> APIRouter
             "sampled": len(sample),
         }
         due = service.jobs.due_soon(who, within=timedelta(hours=24), limit=10)
+        missing = service.notifications.missing(who, limit=100)
+        tiles["missing"] = _capped(len(missing), 100)
         since = day_ago.strftime("%Y-%m-%dT%H:%M")
         ctx: dict[str, Any] = {"tiles": tiles, "due": due, "now": t, "since": since}
         if partial:
