@@ -67,7 +67,7 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 PAGE = 50
-COUNT_CAP = 100_000
+COUNT_CAP = 10_000
 FLASH_COOKIE = "oncely_flash"
 _STATIC = {"app.css": "text/css; charset=utf-8", "app.js": "text/javascript; charset=utf-8"}
 
