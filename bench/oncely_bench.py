@@ -331,27 +331,54 @@ def schema_bytes(schema: str) -> int:
 # -- W4: failover --------------------------------------------------------------------------
 
 
-def _lease_holders(schema: str) -> dict[str, int]:
+def _shards_by_holder(schema: str) -> dict[str, set[int]]:
+    """Live shard leases per holder (a holder is a member id: host:pid:random)."""
     with pg_connect() as conn:
         rows = conn.execute(
-            f'SELECT holder, count(*) FROM "{schema}".leases '
-            "WHERE name LIKE 'shard:%%' AND expires_at > now() GROUP BY holder"
+            f'SELECT holder, name FROM "{schema}".leases '
+            "WHERE starts_with(name, 'shard:') AND expires_at > clock_timestamp()"
         ).fetchall()
-    return {str(h): int(c) for h, c in rows}
+    held: dict[str, set[int]] = {}
+    for holder, name in rows:
+        held.setdefault(str(holder), set()).add(int(str(name).split(":")[1]))
+    return held
 
 
-def _first_materialized_after(schema: str, killed_at: float) -> float | None:
-    """When the first run was materialized after the kill: by the survivor, since the
-    killed scheduler wrote nothing after it died (W4's definition of failover)."""
+def _pid_of(holder: str) -> int:
+    return int(holder.split(":")[1])
+
+
+def _after_kill(schema: str, shards: set[int], killed_at: float) -> tuple[float | None, ...]:
+    """For the runs of the dead scheduler's shards created after the kill (by a survivor: the
+    dead one wrote nothing more): when the first was created, when the first of them
+    started, and that one's start lag behind its scheduled time."""
     with pg_connect() as conn:
-        row = conn.execute(
-            f'SELECT min(created_at) FROM "{schema}".runs WHERE created_at > %s',
-            (_utc(killed_at),),
+        created = conn.execute(
+            f'SELECT min(r.created_at) FROM "{schema}".runs r JOIN "{schema}".jobs j '
+            "ON j.id = r.job_id WHERE j.shard = ANY(%s) AND r.created_at > %s",
+            (sorted(shards), _utc(killed_at)),
         ).fetchone()
-    return row[0].timestamp() if row and row[0] else None
+        started = conn.execute(
+            f'SELECT r.started_at, r.scheduled_for FROM "{schema}".runs r JOIN "{schema}".jobs j '
+            "ON j.id = r.job_id WHERE j.shard = ANY(%s) AND r.created_at > %s "
+            "AND r.started_at IS NOT NULL ORDER BY r.started_at LIMIT 1",
+            (sorted(shards), _utc(killed_at)),
+        ).fetchone()
+    first_created = created[0].timestamp() if created and created[0] else None
+    if not started:
+        return first_created, None, None
+    return (
+        first_created,
+        started[0].timestamp(),
+        (started[0] - started[1]).total_seconds(),
+    )
 
 
 def failover(*, tmp: Path, trials: int, lease_ttl: float | None, label: str) -> Result:
+    """Two schedulers share the 64 shards (32 each); SIGKILL one of them. Measured from the
+    kill: ``takeover`` (the survivor holds every shard of the dead one), ``materialized``
+    (the first run of those shards the survivor creates) and ``first started`` (the first
+    of those runs a worker starts, and how late behind its scheduled time)."""
     schema = SCHEMA + "_w4"
     store = pg_url(schema)
     result = Result("W4", "oncely", label)
@@ -362,43 +389,41 @@ def failover(*, tmp: Path, trials: int, lease_ttl: float | None, label: str) -> 
     app = oncely.App(store)
     takeovers: list[float] = []
     first_fires: list[float] = []
+    first_started: list[float] = []
+    started_lags: list[float] = []
     max_lags: list[float] = []
     kills: list[float] = []
     try:
         app.store  # noqa: B018
-        jobs = 10
+        jobs = 20
         names = [f"w4-{i}" for i in range(jobs)]
         create_jobs(app, [{"name": n, "cron": "* * * * * *", "task": "noop"} for n in names])
         stack.start("worker", cli(store, "worker", "--app", APP_SPEC, "--concurrency", "50"))
-        holder_proc: dict[str, Proc] = {}
+        schedulers: dict[int, Proc] = {}
 
         def start_scheduler(i: int) -> None:
-            before = set(_lease_holders(schema))
             proc = stack.start(f"scheduler{i}", cli(store, "scheduler"))
-            # The newcomer is the holder no earlier process was: found when it takes a lease,
-            # or, if it is the standby, by elimination below.
-            deadline = time.monotonic() + 15
+            schedulers[proc.pid] = proc
+
+        def wait_split(what: str) -> None:
+            deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
-                new = set(_lease_holders(schema)) - before
-                if new:
-                    holder_proc[new.pop()] = proc
+                held = _shards_by_holder(schema)
+                if sorted(len(v) for v in held.values()) == [32, 32]:
                     return
-                if before and time.monotonic() > deadline - 12:
-                    return  # a standby: it holds nothing while the leader renews
-                time.sleep(0.05)
+                time.sleep(0.1)
+            raise RuntimeError(f"{what}: no 32/32 split within 30 s: {held}")  # noqa: TRY301
 
         start_scheduler(0)
         start_scheduler(1)
-        time.sleep(3)
+        wait_split("start")
+        time.sleep(2)
         first_start = time.time()
         for trial in range(trials):
-            holders = _lease_holders(schema)
-            if len(holders) != 1:
-                result.notes.append(f"trial {trial}: shards split over {len(holders)} holders")
-            leader = max(holders, key=lambda h: holders[h])
-            proc = holder_proc.get(leader)
-            if proc is None:
-                raise RuntimeError(f"cannot tell which process is {leader}")  # noqa: TRY301
+            held = _shards_by_holder(schema)
+            victim = min(held)
+            dead_shards = held[victim]
+            proc = schedulers.pop(_pid_of(victim))
             killed_at = time.time()
             os.kill(proc.pid, signal.SIGKILL)
             proc.popen.wait()
@@ -406,34 +431,30 @@ def failover(*, tmp: Path, trials: int, lease_ttl: float | None, label: str) -> 
             taken = None
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
-                live = _lease_holders(schema)
-                if any(h != leader for h in live):
+                now_held = _shards_by_holder(schema)
+                others = set().union(*(v for h, v in now_held.items() if h != victim))
+                if victim not in now_held and dead_shards <= others:
                     taken = time.time() - killed_at
                     break
                 time.sleep(0.05)
             if taken is None:
-                raise RuntimeError("no scheduler took the shards over within 60 s")  # noqa: TRY301
+                raise RuntimeError("the survivor did not take the shards within 60 s")  # noqa: TRY301
             takeovers.append(taken)
-            # Wait until the survivor has materialized runs, then note when the first was.
+            # Wait until a worker has started a run the survivor created for those shards.
             deadline = time.monotonic() + 30
-            fire = None
-            while time.monotonic() < deadline and fire is None:
-                fire = _first_materialized_after(schema, killed_at)
+            created = started = lag = None
+            while time.monotonic() < deadline and started is None:
+                created, started, lag = _after_kill(schema, dead_shards, killed_at)
                 time.sleep(0.2)
-            if fire is not None:
-                first_fires.append(fire - killed_at)
-            # A new standby for the next trial (as a supervisor would restart the dead one).
-            new_holders = set(_lease_holders(schema))
-            for h in new_holders:
-                if h not in holder_proc:
-                    # The survivor was the standby we could not name until now.
-                    survivors = [p for p in stack.procs if p.name.startswith("scheduler")]
-                    alive = [p for p in survivors if p.alive() and p not in holder_proc.values()]
-                    if alive:
-                        holder_proc[h] = alive[0]
-            time.sleep(1)
+            if created is not None:
+                first_fires.append(created - killed_at)
+            if started is not None and lag is not None:
+                first_started.append(started - killed_at)
+                started_lags.append(lag)
+            # A new scheduler for the next trial (as a supervisor would restart the dead one).
             start_scheduler(trial + 2)
-            time.sleep(3)
+            wait_split(f"trial {trial}")
+            time.sleep(2)
         end_time = time.time()
         time.sleep(2)
     except Exception as exc:
@@ -454,11 +475,17 @@ def failover(*, tmp: Path, trials: int, lease_ttl: float | None, label: str) -> 
         trials=len(takeovers),
         takeover_s=[round(t, 2) for t in takeovers],
         materialized_s=[round(t, 2) for t in first_fires],
+        first_started_s=[round(t, 2) for t in first_started],
+        first_started_lag_s=[round(t, 3) for t in started_lags],
         max_lag_after_kill_s=[round(t, 2) for t in max_lags],
         lease_ttl=lease_ttl or 2.5,
     )
     if first_fires:
+        # The survivor's first run for the dead scheduler's shards: failover as W4 defines it.
         result.extra["failover_median_s"] = round(statistics.median(first_fires), 2)
+    if first_started:
+        result.extra["first_started_median_s"] = round(statistics.median(first_started), 2)
+        result.extra["first_started_lag_median_s"] = round(statistics.median(started_lags), 3)
     if takeovers:
         result.extra["takeover_median_s"] = round(statistics.median(takeovers), 2)
     if max_lags:

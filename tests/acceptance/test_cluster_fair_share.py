@@ -5,7 +5,10 @@ Throughout, every fire of the per-second jobs runs exactly once."""
 
 from __future__ import annotations
 
+import json
 import signal
+import subprocess
+import sys
 import time
 from datetime import timedelta
 
@@ -15,7 +18,7 @@ import pytest
 import oncely
 from oncely.config import Settings
 from oncely.domain.runs import RunState
-from tests.acceptance.procs import Cluster, Proc, wait_for
+from tests.acceptance.procs import ROOT, Cluster, Proc, wait_for
 
 pytestmark = pytest.mark.postgres
 
@@ -91,6 +94,35 @@ def test_schedulers_share_the_shards_fairly_and_every_fire_runs_once(
     s5 = cluster.scheduler("scheduler-5")
     joined_4 = shares.wait([s1, s3, s4, s5], [16, 16, 16, 16], 20, "all four to hold 16")
     print(f"join -> 22/21/21 in {joined:.2f} s; join -> 16x4 in {joined_4:.2f} s")
+
+    # `oncely cluster status` sees the same: live nodes, roles, shares, the takeovers.
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "oncely.cli.main",
+            "--store",
+            pg_store_url,
+            "cluster",
+            "status",
+            "--json",
+            "--takeovers",
+            "50",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=True,
+    )
+    status = json.loads(shown.stdout)
+    live = {n["pid"]: n for n in status["nodes"] if n["live"]}
+    assert {s1.pid, s3.pid, s4.pid, s5.pid} <= set(live)
+    assert sorted(len(live[p.pid]["shards"]) for p in (s1, s3, s4, s5)) == [16, 16, 16, 16]
+    assert all(live[p.pid]["quota"] == 16 for p in (s1, s3, s4, s5))
+    assert any("worker" in n["roles"] for n in live.values())
+    assert status["unheld_shards"] == []
+    assert len([t for t in status["takeovers"] if f":{s2.pid}:" in t["old_holder"]]) == 21
 
     takeovers_before = _sql(pg_url, pg_schema, "SELECT count(*) FROM lease_takeovers")
     s5.stop()  # SIGTERM: it releases its shards and leaves at once

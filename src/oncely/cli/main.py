@@ -696,5 +696,9 @@ from oncely.cli.notify import register as register_notify  # noqa: E402  (notify
 
 register_notify(main)
 
+from oncely.cli.cluster import register as register_cluster  # noqa: E402  (cluster status)
+
+register_cluster(main)
+
 if __name__ == "__main__":
     main()
