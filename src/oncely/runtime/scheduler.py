@@ -87,8 +87,8 @@ class SchedulerConfig:
     """Fires due within this many seconds are materialized as pending runs."""
     tick: float = 0.5
     lease_ttl: float = 2.5
-    """Shard leases last this long unrenewed. Renewed every third of it; a standby tries to
-    take expired ones every ``acquire_interval``, so a dead holder's shards move within about
+    """Shard leases last this long unrenewed. Renewed every third of it; the leases are read
+    every ``acquire_interval``, so a dead holder's shards move within about
     ``lease_ttl + acquire_interval`` (under the lookahead: no fire is late for it)."""
     acquire_interval: float = 0.2
     """How often the shard leases are read and shares decided."""
