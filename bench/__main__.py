@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             results.append(r)
 
     if "W4" in only and "oncely" in systems and have_pg:
-        log(f"W4 failover: {w4_trials} trials, SIGKILL of the shard-lease holder")
+        log(f"W4 failover: {w4_trials} trials, SIGKILL of one of two schedulers")
         record(ob.failover(tmp=tmp, trials=w4_trials, lease_ttl=None, label="default lease TTL"))
         tuned = sizes.w4_tuned_ttl if args.w4_lease_ttl is None else args.w4_lease_ttl
         if tuned:

@@ -117,7 +117,11 @@ def headline(results: list[Row], manual_w3: list[Row] | None = None) -> str:
                 else ""
             )
             + "; "
-            + (f"fires at most {late:.1f} s late" if late >= 0.05 else "no fire late")
+            + (
+                f"fires at most {_ms(late)} late after the kill"
+                if late < 1
+                else f"fires at most {late:.1f} s late"
+            )
             + " | — | ≤ 3 s |"
         )
     w5 = _find(results, "W5", "oncely")
