@@ -149,7 +149,7 @@ def main() -> None:
         if not args.keep and args.schema is None:
             with psycopg.connect(PG, autocommit=True) as conn:
                 conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        kept = "kept" if args.keep else "dropped"
+        kept = "kept" if args.keep or args.schema is not None else "dropped"
         print(f"\nschema {schema} {kept} at {datetime.now(UTC):%H:%M}")
 
 
