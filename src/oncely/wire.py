@@ -416,6 +416,47 @@ class PreviewOut(BaseModel):
     fires: list[PreviewFire]
 
 
+class MemberOut(BaseModel):
+    id: str
+    host: str
+    pid: int
+    roles: list[str]
+    version: str
+    started_at: datetime
+    heartbeat_at: datetime
+    live: bool
+    """Its heartbeat is younger than the membership TTL."""
+    shards: int
+    """Shard leases it holds now."""
+
+
+class TakeoverOut(BaseModel):
+    name: str
+    at: datetime
+    old_holder: str
+    new_holder: str
+    expired_at: datetime
+
+
+class QueueOut(BaseModel):
+    queue: str
+    waiting: int
+    due: int
+    oldest_due_at: datetime | None
+
+
+class ClusterOut(BaseModel):
+    now: datetime
+    members: list[MemberOut]
+    shard_count: int
+    shards_held: int
+    unheld_shards: list[int]
+    """Shards no live lease covers (their fires wait for a scheduler)."""
+    takeovers: list[TakeoverOut]
+    """The most recent leases taken from a holder that let them expire, newest first."""
+    queues: list[QueueOut]
+
+
 class ErrorBody(BaseModel):
     code: str
     """``invalid_input``, ``not_found``, ``conflict``, ``forbidden``, ``unauthorized``,

@@ -381,3 +381,30 @@ def test_trigger_with_a_payload_override_runs_with_it(rest: Rest) -> None:
     run_until(rest.app, lambda: len(seen) >= 2)
     assert sorted(seen, key=str) == sorted([{"to": "b"}, {"to": "a@example.com"}], key=str)
     assert rest.call("alice", "GET", f"/v1/jobs/{jid}").json()["payload"] == {"to": "a@example.com"}
+
+
+def test_cluster_status_is_for_admins_and_shows_the_running_process(rest: Rest) -> None:
+    from tests.integration.test_app_embedded import run_until
+
+    for user in ("alice", "vera"):
+        assert rest.call(user, "GET", "/v1/cluster").status_code == 403
+    idle = rest.call("root", "GET", "/v1/cluster")
+    assert idle.status_code == 200, idle.text
+    body = idle.json()
+    assert body["shard_count"] == 64 and body["shards_held"] == 0
+    assert len(body["unheld_shards"]) == 64 and body["members"] == []
+    make_job(rest)
+    rest.call("alice", "POST", f"/v1/jobs/{make_job(rest, name='other')['id']}/trigger")
+    seen: dict[str, Any] = {}
+
+    def running() -> bool:
+        # Read through the API while the scheduler and worker run in this process.
+        status = rest.call("root", "GET", "/v1/cluster").json()
+        if status["members"] and status["shards_held"] == 64:
+            seen.update(status)
+        return bool(seen)
+
+    run_until(rest.app, running, timeout=30)
+    [member] = seen["members"]
+    assert member["live"] and member["shards"] == 64 and "scheduler" in member["roles"]
+    assert seen["unheld_shards"] == []

@@ -18,33 +18,39 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from oncely.api.auth import Reader, Writer
+from oncely.api.auth import AdminPrincipal, Reader, Writer
 from oncely.domain.errors import InvalidInput
+from oncely.domain.jobs import SHARD_COUNT
 from oncely.domain.principal import Principal
 from oncely.domain.runs import RunState
 from oncely.domain.schedule import make_schedule
 from oncely.ports.store import JobQuery, RunQuery
 from oncely.service import Service
+from oncely.service.cluster import ClusterStatus
 from oncely.wire import (
     ActionKind,
     BulkFilter,
     BulkPause,
     BulkRequeue,
     BulkResult,
+    ClusterOut,
     ErrorOut,
     JobBody,
     JobOut,
     JobPage,
     JobPatch,
+    MemberOut,
     OneTimeJobCreate,
     PreviewFire,
     PreviewOut,
     PreviewRequest,
+    QueueOut,
     RunDetail,
     RunFilter,
     RunOut,
     RunPage,
     RunStateName,
+    TakeoverOut,
     TriggerRequest,
     job_out,
     run_detail,
@@ -340,7 +346,62 @@ def v1_router(service: Service) -> APIRouter:
         """The next fires of a cron schedule, in its zone and in UTC, DST effects flagged."""
         return preview_out(body, now())
 
+    # -- cluster --------------------------------------------------------------------------
+
+    @router.get(
+        "/cluster", operation_id="cluster_status", tags=["cluster"], response_model=ClusterOut
+    )
+    def cluster_status(who: AdminPrincipal) -> ClusterOut:
+        """Members (live or not, with the shards each holds), unheld shards, recent
+        takeovers and queue depths (admins)."""
+        return cluster_out(service.cluster.status(who))
+
     return router
+
+
+def cluster_out(status: ClusterStatus) -> ClusterOut:
+    held = {
+        int(lease.name.split(":")[1]): lease
+        for lease in status.shards
+        if lease.expires_at > status.now
+    }
+    per_holder: dict[str, int] = {}
+    for lease in held.values():
+        per_holder[lease.holder] = per_holder.get(lease.holder, 0) + 1
+    return ClusterOut(
+        now=status.now,
+        members=[
+            MemberOut(
+                id=m.id,
+                host=m.host,
+                pid=m.pid,
+                roles=list(m.roles),
+                version=m.version,
+                started_at=m.started_at,
+                heartbeat_at=m.heartbeat_at,
+                live=status.live(m),
+                shards=per_holder.get(m.id, 0),
+            )
+            for m in status.members
+        ],
+        shard_count=SHARD_COUNT,
+        shards_held=len(held),
+        unheld_shards=[n for n in range(SHARD_COUNT) if n not in held],
+        takeovers=[
+            TakeoverOut(
+                name=t.name,
+                at=t.at,
+                old_holder=t.old_holder,
+                new_holder=t.new_holder,
+                expired_at=t.expired_at,
+            )
+            for t in status.takeovers
+        ],
+        queues=[
+            QueueOut(queue=q.queue, waiting=q.waiting, due=q.due, oldest_due_at=q.oldest_due_at)
+            for q in status.queues
+        ],
+    )
 
 
 def preview_out(body: PreviewRequest, now: datetime) -> PreviewOut:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from oncely.domain.principal import Permission, Principal
-from oncely.ports.store import Lease, Member, QueueDepth
+from oncely.ports.store import Lease, Member, QueueDepth, Takeover
 from oncely.service.deps import ServiceDeps, require
 
 
@@ -17,6 +17,8 @@ class ClusterStatus:
     member_ttl: timedelta
     shards: list[Lease]
     queues: list[QueueDepth]
+    takeovers: list[Takeover] = field(default_factory=list)
+    """The most recent leases taken after their holder let them expire, newest first."""
 
     def live(self, member: Member) -> bool:
         return self.now - member.heartbeat_at < self.member_ttl
@@ -42,6 +44,7 @@ class ClusterService:
             member_ttl=timedelta(seconds=self.deps.member_ttl),
             shards=sorted(store.lease_list("shard:"), key=_shard_number),
             queues=store.queue_depths(now=now),
+            takeovers=store.takeover_list(limit=20),
         )
 
 
