@@ -77,3 +77,14 @@ def test_words() -> None:
     assert _error_key("Traceback (most recent call last):\n  File x\nValueError: bad") == (
         "ValueError: bad"
     )
+
+
+def test_every_action_kind_has_words() -> None:
+    from oncely.domain.actions import EmailAction, SqlAction
+
+    assert words.action_words(EmailAction(to=("a@example.com",), subject="Hi", body="x")) == (
+        "Email 'Hi' to a@example.com"
+    )
+    assert words.action_words(SqlAction(connection="main", statement="select 1")) == (
+        "SQL on connection main"
+    )

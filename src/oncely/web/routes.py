@@ -315,7 +315,7 @@ def web_router(service: Service, limits: LoginLimits | None = None) -> APIRouter
     ) -> Response:
         who = web.principal
         cursor = _uncursor(after, 2)
-        if kind and kind not in ("python", "http", "shell", "sql"):
+        if kind and kind not in ("python", "http", "shell", "sql", "email"):
             raise InvalidInput(f"unknown action kind {kind!r}", field="kind")
         query = JobQuery(
             limit=PAGE + 1,

@@ -8,7 +8,14 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from oncely.domain.actions import Action, HttpAction, PythonAction, ShellAction, SqlAction
+from oncely.domain.actions import (
+    Action,
+    EmailAction,
+    HttpAction,
+    PythonAction,
+    ShellAction,
+    SqlAction,
+)
 from oncely.domain.describe import duration_in_words
 from oncely.domain.policy import Policy
 from oncely.domain.runs import Run, RunState
@@ -67,14 +74,11 @@ def action_words(action: Action) -> str:
         return f"HTTP {action.method.upper()} {action.url}"
     if isinstance(action, ShellAction):
         return "Shell: " + " ".join(action.argv)
-    assert isinstance(action, SqlAction)
-    return f"SQL on connection {action.connection}"
-
-
-def action_kind(action: Action) -> str:
-    return {PythonAction: "python", HttpAction: "http", ShellAction: "shell", SqlAction: "sql"}[
-        type(action)
-    ]
+    if isinstance(action, SqlAction):
+        return f"SQL on connection {action.connection}"
+    if isinstance(action, EmailAction):
+        return f"Email {action.subject!r} to " + ", ".join(action.to)
+    return f"{action.kind} action"
 
 
 def policy_words(policy: Policy) -> list[tuple[str, str]]:
