@@ -62,7 +62,7 @@ def scrape_while_running(tmp_path: Path, jobs: tuple[str, ...] = ()) -> str:
         stop = asyncio.Event()
         runner = asyncio.create_task(app.run_async(stop=stop, serve_http=True))
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + 60  # generous: a loaded CI machine is slow
             while time.monotonic() < deadline and not runner.done():
                 await asyncio.sleep(0.2)
                 try:
