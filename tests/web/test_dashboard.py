@@ -176,6 +176,8 @@ def test_trigger_now_with_a_payload_after_confirming(login: Any, server: Server)
     expect(page.locator("#run-state")).to_have_text("succeeded", timeout=20_000)
     expect(page.locator("#run-output")).to_contain_text("hello from the web")
     expect(page.locator(".timeline")).to_contain_text("fencing token")
+    # Once the run has ended, the page stops polling for it.
+    expect(page.locator("#run-body")).not_to_have_attribute("data-live", re.compile(".*"))
     # Without a payload the job's own is used.
     page.goto(job_url)
     page.get_by_text("Trigger now…").click()

@@ -29,6 +29,8 @@
       if (response.redirected || !response.ok) return; // logged out or gone: leave the page as is
       swap(target, await response.text());
       target.setAttribute("data-refreshed", String(Date.now()));
+      // A fragment that says it is final (a run that ended) stops its own polling.
+      if (target.querySelector("[data-live-done]")) target.removeAttribute("data-live");
     } catch (err) {
       // Network hiccup: try again at the next tick.
     }
