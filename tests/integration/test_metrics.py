@@ -109,6 +109,9 @@ def test_metrics_follow_the_runs_and_pass_promtool(tmp_path: Path) -> None:
     assert ("oncely_worker_slots_busy", (q,)) in got
     assert sum(v for (name, _), v in got.items() if name == "oncely_shard_leases_held") == 64
     assert got["oncely_shards_unheld", ()] == 0
+    assert got["oncely_queue_waiting", (q,)] >= 1  # the per-second job's runs ahead
+    assert ("oncely_queue_depth", (q,)) in got
+    assert got["oncely_queue_oldest_due_age_seconds", (q,)] >= 0
     assert got["oncely_runs", (("state", "dead"),)] == 1
     assert got["oncely_store_call_seconds_count", (("operation", "run_claim"),)] > 0
     roles = {dict(labels)["role"] for (name, labels) in got if name == "oncely_role"}

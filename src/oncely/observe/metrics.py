@@ -377,9 +377,7 @@ class RuntimeMetrics(Collector):
 
     def _read_store(self, store: Store, now: datetime) -> list[Metric]:
         out: list[Metric] = []
-        # ``queue_depths`` reads the waiting-runs index only (one probe per queue).
-        queue_depths = getattr(store, "queue_depths", None)
-        depths: list[Any] = queue_depths(now=now) if queue_depths is not None else []
+        depths = store.queue_depths(now=now)  # the waiting-runs index only
         waiting = GaugeMetricFamily(
             "oncely_queue_waiting", "Runs waiting (pending, queued, retrying).", labels=["queue"]
         )
