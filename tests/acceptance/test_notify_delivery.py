@@ -127,10 +127,29 @@ def _wait(predicate, timeout: float, what: str) -> None:  # type: ignore[no-unty
         time.sleep(0.05)
 
 
-def test_killed_deliverer_loses_nothing(tmp_path: Path, receiver: Receiver) -> None:
-    url = f"sqlite:///{tmp_path / 'oncely.db'}"
-    store = SqliteStore(str(tmp_path / "oncely.db"))
+@pytest.fixture(params=["sqlite", "postgresql"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Store]]:
+    """(URL for the deliverer processes, the test's own store on the same database)."""
+    store: Store
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'oncely.db'}"
+        store = SqliteStore(str(tmp_path / "oncely.db"))
+    else:
+        from oncely.adapters.postgres import PostgresStore
+
+        schema = request.getfixturevalue("pg_schema")
+        base = request.getfixturevalue("pg_url")
+        url = f"{base}{'&' if '?' in base else '?'}schema={schema}"
+        store = PostgresStore(base, schema=schema)
     store.migrate()
+    yield url, store
+    store.close()
+
+
+def test_killed_deliverer_loses_nothing(
+    target: tuple[str, Store], tmp_path: Path, receiver: Receiver
+) -> None:
+    url, store = target
     count = 30
     _dead_runs(store, count, receiver.url)
     ids = {n.id for n in store.notification_list(None, limit=1000)}
@@ -170,4 +189,3 @@ def test_killed_deliverer_loses_nothing(tmp_path: Path, receiver: Receiver) -> N
     for n in delivered:
         deliveries = store.delivery_list(None, n.id)
         assert deliveries and deliveries[-1].ok
-    store.close()
