@@ -171,3 +171,13 @@ def test_cli_import_dry_run_then_import_then_again(tmp_path: Path) -> None:
     )
     assert bad.exit_code == 2
     assert "line 2: @reboot" in bad.stderr
+
+
+def test_cli_refuses_to_import_locally_when_a_server_is_named(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main,
+        ["--server", "http://127.0.0.1:9", "import", "crontab", "-", "--dry-run"],
+        input="0 5 * * * true\n",
+    )
+    assert result.exit_code == 2
+    assert "works on a local store" in result.stderr

@@ -42,12 +42,24 @@ def _errors() -> Iterator[None]:
         sys.exit(1)
 
 
+def _local_only(ctx: click.Context) -> None:
+    if (ctx.find_root().obj or {}).get("server"):
+        # Acting on the local store when a server was named would read or change other jobs.
+        click.echo(
+            f"error: oncely {ctx.command_path.split(' ', 1)[-1]} works on a local store "
+            "(--store); against a server use its REST API (see docs/schedules.md)",
+            err=True,
+        )
+        sys.exit(EXIT_INVALID)
+
+
 @contextmanager
 def _app(ctx: click.Context) -> Iterator[Any]:
     from oncely.app import App
     from oncely.config import load_settings
 
     obj = ctx.find_root().obj or {}
+    _local_only(ctx)
     with _errors():
         settings = load_settings(obj.get("config"), store=obj.get("store"))
     app = App(settings=settings, owner=obj.get("owner") or "default")
@@ -193,6 +205,7 @@ def import_json(ctx: click.Context, file: TextIO, dry_run: bool) -> None:
 def export_json(ctx: click.Context, output: TextIO) -> None:
     """Write every job of this owner as JSON (every field but ids and timestamps), for
     backups and moving between stores: oncely import json reads it back."""
+    _local_only(ctx)
     with _errors():
         jobs = list(_all_jobs(ctx))
     output.write(dump_jobs(jobs))
