@@ -385,6 +385,11 @@ def test_runs_filters_calendar_and_admin_pages(login: Any, server: Server) -> No
     expect(cell).to_have_count(1)
     text = cell.locator("title").text_content() or ""
     assert re.search(r": [1-9]\d* of \d+ expected fires ran", text)
+    # All of the user's jobs at once.
+    page.goto(server.url + "/calendar")
+    all_jobs = re.compile(r"^All your jobs: [1-9]\d* fires ran of [1-9]\d* expected")
+    summary = page.get_by_text(all_jobs)
+    expect(summary).to_be_visible()
     # Admin pages are for admins; a user is refused.
     response = page.goto(server.url + "/admin")
     assert response is not None and response.status == 403

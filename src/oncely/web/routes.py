@@ -15,6 +15,7 @@ import logging
 import zoneinfo
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from typing import Annotated, Any
@@ -67,6 +68,9 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 PAGE = 50
+CALENDAR_JOBS = 200
+"""The all-jobs calendar walks each job's schedule: for at most this many jobs."""
+CALENDAR_FIRES = 50_000
 COUNT_CAP = 10_000
 FLASH_COOKIE = "oncely_flash"
 _STATIC = {"app.css": "text/css; charset=utf-8", "app.js": "text/javascript; charset=utf-8"}
@@ -683,20 +687,31 @@ def web_router(service: Service, limits: LoginLimits | None = None) -> APIRouter
         chosen = None
         expected: Counter[date] = Counter()
         actual: Counter[date] = Counter()
-        capped = False
+        capped = too_many = False
         if job:
             chosen = service.jobs.get(who, job) if looks_like_id(job) else service.jobs.by_name(
                 who, job)
+            jobs_shown = [chosen]
+        else:
+            # Every job of the caller, while there are few enough to walk their schedules.
+            jobs_shown = service.jobs.search(who, JobQuery(limit=CALENDAR_JOBS + 1))
+            too_many = len(jobs_shown) > CALENDAR_JOBS
+            jobs_shown = [] if too_many else jobs_shown
+        budget = CALENDAR_FIRES
+        for each in jobs_shown:
             at = start - timedelta(microseconds=1)
-            for _ in range(20_000):
-                fire = next_fire(chosen.schedule, at)
+            while budget > 0:
+                fire = next_fire(each.schedule, at)
                 if fire is None or fire >= end:
                     break
                 expected[fire.date()] += 1
                 at = fire
+                budget -= 1
             else:
                 capped = True
-            query = RunQuery(limit=1000, job_id=chosen.id, since=start, until=end)
+        if jobs_shown:
+            query = RunQuery(limit=1000, job_id=chosen.id if chosen else None, since=start,
+                             until=end)
             for _ in range(20):
                 page = service.runs.search(who, query)
                 for run in page:
@@ -705,8 +720,7 @@ def web_router(service: Service, limits: LoginLimits | None = None) -> APIRouter
                         actual[run.scheduled_for.date()] += run.fires
                 if len(page) < 1000:
                     break
-                query = RunQuery(limit=1000, job_id=chosen.id, since=start, until=end,
-                                 before=(page[-1].scheduled_for, page[-1].id))
+                query = replace(query, before=(page[-1].scheduled_for, page[-1].id))
             else:
                 capped = True
         weeks: list[list[tuple[int, int, int, str] | None]] = []
@@ -724,6 +738,7 @@ def web_router(service: Service, limits: LoginLimits | None = None) -> APIRouter
         prev = (first - timedelta(days=1)).strftime("%Y-%m")
         return _render(request, "calendar.html", web, title="Calendar", job=chosen,
                        job_ref=job, month=first, heat=charts.month_heatmap(weeks),
+                       too_many=too_many, all_jobs=not job, limit=CALENDAR_JOBS,
                        prev=prev, next=nxt.strftime("%Y-%m"), capped=capped,
                        total_expected=sum(expected.values()), total_actual=sum(actual.values()))
 
