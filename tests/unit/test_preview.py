@@ -147,6 +147,95 @@ def test_lord_howe_half_hour_changes() -> None:
     assert all(e.dst is None for e in preview(sched, z("2024-04-05 12:00"), 4))
 
 
+# -- Antarctica/Troll: +00 in winter, +02 in summer, a two-hour jump at 01:00Z on the EU dates.
+#    2024-03-31 01:00 +00 -> 03:00 +02 at 01:00Z (wall 01:00-03:00 does not exist);
+#    2024-10-27 03:00 +02 -> 01:00 +00 at 01:00Z (wall 01:00-03:00 occurs twice: first pass
+#    10-26 23:00Z to 10-27 01:00Z, second pass 01:00Z to 03:00Z).
+
+
+def test_troll_two_hour_gap_shift() -> None:
+    # 01:00 and 02:00 on the 31st are both in the gap: one fire at the change, 01:00Z = 03:00
+    # +02, which is not itself a match ("shifted"). The next day 01:00 +02 is 23:00Z the day
+    # before in UTC.
+    sched = CronSchedule("0 1,2 * * *", "Antarctica/Troll")
+    assert rows(sched, "2024-03-30 12:00", 3) == [
+        ("2024-03-31 01:00", "2024-03-31T03:00:00+02:00", True, "shifted"),
+        ("2024-03-31 23:00", "2024-04-01T01:00:00+02:00", True, None),
+        ("2024-04-01 00:00", "2024-04-01T02:00:00+02:00", True, None),
+    ]
+    got = preview(sched, z("2024-03-30 12:00"), 1)
+    assert got[0].wall == datetime(2024, 3, 31, 1, 0)
+    assert got[0].note == (
+        "01:00 and 02:00 do not exist on 2024-03-31 (clocks jump forward from 01:00 to 03:00, "
+        "UTC+00:00 to UTC+02:00): shifted to 03:00"
+    )
+    # Hourly: 01:00 and 02:00 collapse into 03:00's own fire ("merged"), one fire, not three.
+    assert rows(CronSchedule("0 * * * *", "Antarctica/Troll"), "2024-03-30 23:30", 3) == [
+        ("2024-03-31 00:00", "2024-03-31T00:00:00+00:00", True, None),
+        ("2024-03-31 01:00", "2024-03-31T03:00:00+02:00", True, "merged"),
+        ("2024-03-31 02:00", "2024-03-31T04:00:00+02:00", True, None),
+    ]
+
+
+def test_troll_two_hour_gap_skip() -> None:
+    sched = CronSchedule("30 1 * * *", "Antarctica/Troll", dst_gap="skip")
+    assert rows(sched, "2024-03-30 00:00", 3) == [
+        ("2024-03-30 01:30", "2024-03-30T01:30:00+00:00", True, None),
+        ("2024-03-31 01:00", "2024-03-31T03:00:00+02:00", False, "skipped"),
+        ("2024-03-31 23:30", "2024-04-01T01:30:00+02:00", True, None),
+        ("2024-04-01 23:30", "2024-04-02T01:30:00+02:00", True, None),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("fold", "expected"),
+    [
+        # 01:30 +02 is 23:30Z the day before the change; 01:30 +00 is 01:30Z.
+        ("first", [("2024-10-26 23:30", "2024-10-27T01:30:00+02:00", True, "fold-first")]),
+        ("last", [("2024-10-27 01:30", "2024-10-27T01:30:00+00:00", True, "fold-second")]),
+        (
+            "both",
+            [
+                ("2024-10-26 23:30", "2024-10-27T01:30:00+02:00", True, "fold-first"),
+                ("2024-10-27 01:30", "2024-10-27T01:30:00+00:00", True, "fold-second"),
+            ],
+        ),
+    ],
+)
+def test_troll_two_hour_fold(fold: str, expected: list[tuple[str, str, bool, str | None]]) -> None:
+    sched = CronSchedule("30 1 * * *", "Antarctica/Troll", dst_fold=fold)  # type: ignore[arg-type]
+    got = rows(sched, "2024-10-26 12:00", len(expected) + 1)
+    assert got == [*expected, ("2024-10-28 01:30", "2024-10-28T01:30:00+00:00", True, None)]
+    policy = {
+        "first": "fires the first time only",
+        "last": "fires the second time only",
+        "both": "fires both times",
+    }[fold]
+    assert preview(sched, z("2024-10-26 12:00"), 1)[0].note == (
+        "01:30 occurs twice on 2024-10-27 (clocks go back from 03:00 to 01:00, "
+        f"UTC+02:00 to UTC+00:00); {policy} (dst_fold={fold})"
+    )
+
+
+def test_troll_hourly_through_the_fold() -> None:
+    # 01:00 and 02:00 repeat; 00:00 (22:00Z) and 03:00 (03:00Z) are not in the fold.
+    sched = CronSchedule("0 * * * *", "Antarctica/Troll", dst_fold="both")
+    assert rows(sched, "2024-10-26 21:30", 6) == [
+        ("2024-10-26 22:00", "2024-10-27T00:00:00+02:00", True, None),
+        ("2024-10-26 23:00", "2024-10-27T01:00:00+02:00", True, "fold-first"),
+        ("2024-10-27 00:00", "2024-10-27T02:00:00+02:00", True, "fold-first"),
+        ("2024-10-27 01:00", "2024-10-27T01:00:00+00:00", True, "fold-second"),
+        ("2024-10-27 02:00", "2024-10-27T02:00:00+00:00", True, "fold-second"),
+        ("2024-10-27 03:00", "2024-10-27T03:00:00+00:00", True, None),
+    ]
+    first = CronSchedule("0 * * * *", "Antarctica/Troll", dst_fold="first")
+    assert rows(first, "2024-10-26 22:30", 3) == [
+        ("2024-10-26 23:00", "2024-10-27T01:00:00+02:00", True, "fold-first"),
+        ("2024-10-27 00:00", "2024-10-27T02:00:00+02:00", True, "fold-first"),
+        ("2024-10-27 03:00", "2024-10-27T03:00:00+00:00", True, None),
+    ]
+
+
 def test_zone_without_dst() -> None:
     sched = CronSchedule("0 2 * * *", "Asia/Tokyo")
     got = preview(sched, z("2024-03-08 12:00"), 3)  # 21:00 in Tokyo
@@ -241,6 +330,43 @@ def test_dst_days_london_and_lord_howe() -> None:
     assert "30 minutes repeated" in got[0].note
 
 
+def test_clock_changes_and_dst_days_troll() -> None:
+    # 2027: last Sunday of March is the 28th, of October the 31st; both changes at 01:00Z.
+    zone = ZoneInfo("Antarctica/Troll")
+    assert clock_changes(zone, z("2027-01-01 00:00"), z("2028-01-01 00:00")) == [
+        ClockChange(z("2027-03-28 01:00"), timedelta(0), timedelta(hours=2)),
+        ClockChange(z("2027-10-31 01:00"), timedelta(hours=2), timedelta(0)),
+    ]
+    got = dst_days(CronSchedule("30 1 * * *", "Antarctica/Troll"), 2027)
+    assert [(d.day, d.flag, d.instants) for d in got] == [
+        (date(2027, 3, 28), "shifted", (z("2027-03-28 01:00"),)),
+        # The first 01:30 is 01:30 +02 = 23:30Z on the 30th, still the 31st in Troll.
+        (date(2027, 10, 31), "fold-first", (z("2027-10-30 23:30"),)),
+    ]
+    assert got[0].note == (
+        "clocks jump forward from 01:00 to 03:00, UTC+00:00 to UTC+02:00; 01:30: shifted to 03:00"
+    )
+    assert got[1].note == (
+        "clocks go back from 03:00 to 01:00, UTC+02:00 to UTC+00:00; "
+        "01:30 occurs twice (2 hours repeated): fire once, the first time"
+    )
+    hourly = CronSchedule("0 * * * *", "Antarctica/Troll", dst_gap="skip", dst_fold="both")
+    got = dst_days(hourly, 2027)
+    assert [(d.day, d.flag, [f"{w:%H:%M}" for w in d.walls], d.instants) for d in got] == [
+        (date(2027, 3, 28), "skipped", ["01:00", "02:00"], ()),
+        (date(2027, 10, 31), "fold-first", ["01:00", "02:00"],
+         (z("2027-10-30 23:00"), z("2027-10-31 00:00"), z("2027-10-31 01:00"),
+          z("2027-10-31 02:00"))),
+    ]  # fmt: skip
+    last = dst_days(CronSchedule("0 2 * * *", "Antarctica/Troll", dst_fold="last"), 2027)
+    assert [(d.day, d.flag, d.instants) for d in last] == [
+        (date(2027, 3, 28), "shifted", (z("2027-03-28 01:00"),)),
+        (date(2027, 10, 31), "fold-second", (z("2027-10-31 02:00"),)),
+    ]
+    # 03:00 is just outside both the gap and the fold.
+    assert dst_days(CronSchedule("0 3 * * *", "Antarctica/Troll"), 2027) == []
+
+
 def test_dst_days_respects_bounds() -> None:
     sched = CronSchedule("0 2 * * *", "America/New_York", start=z("2027-06-01 00:00"))
     assert dst_days(sched, 2027) == []
@@ -249,7 +375,14 @@ def test_dst_days_respects_bounds() -> None:
 # -- the preview is the scheduler's own answer -----------------------------------------------
 
 zones = st.sampled_from(
-    ["America/New_York", "Europe/London", "Australia/Lord_Howe", "Asia/Tokyo", "UTC"]
+    [
+        "America/New_York",
+        "Europe/London",
+        "Australia/Lord_Howe",
+        "Antarctica/Troll",
+        "Asia/Tokyo",
+        "UTC",
+    ]
 )
 
 
@@ -275,7 +408,13 @@ def test_preview_fires_are_the_schedulers(
 
 
 dst_zones = st.sampled_from(
-    ["America/New_York", "Europe/London", "Australia/Lord_Howe", "Pacific/Chatham"]
+    [
+        "America/New_York",
+        "Europe/London",
+        "Australia/Lord_Howe",
+        "Antarctica/Troll",
+        "Pacific/Chatham",
+    ]
 )
 
 
