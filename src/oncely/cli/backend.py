@@ -13,7 +13,7 @@ import contextlib
 import os
 import stat
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -41,6 +41,7 @@ class Backend(Protocol):
     def add_job(self, spec: JobCreate, *, replace: bool) -> JobOut: ...
     def list_jobs(self, *, limit: int) -> list[JobOut]: ...
     def find_job(self, ref: str) -> JobOut: ...
+    def now(self) -> datetime: ...  # where previews start: the store's clock, or this machine's
     def pause(self, ref: str) -> JobOut: ...
     def resume(self, ref: str) -> JobOut: ...
     def trigger(self, ref: str) -> RunOut: ...
@@ -62,6 +63,9 @@ class LocalBackend:
 
     def _now(self) -> datetime:
         return self.app.clock.now()
+
+    def now(self) -> datetime:
+        return self._now()
 
     def add_job(self, spec: JobCreate, *, replace: bool) -> JobOut:
         return job_out(self.app.service.jobs.create(self.app.principal, spec, replace=replace))
@@ -123,6 +127,9 @@ class RemoteBackend:
 
     def find_job(self, ref: str) -> JobOut:
         return self.client.get_job(ref) if looks_like_id(ref) else self.client.find_job(ref)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
 
     def pause(self, ref: str) -> JobOut:
         return self.client.pause_job(self.find_job(ref).id)

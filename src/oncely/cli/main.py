@@ -574,7 +574,62 @@ def _job_command(name: str, help_text: str, act: Callable[[Backend, str], Any]) 
         backend.close()
 
 
-_job_command("show", "Show a job (by name or id).", lambda b, job: b.find_job(job))
+@jobs.command("show")
+@click.argument("job")
+@click.option(
+    "--count",
+    type=click.IntRange(1, 100),
+    default=5,
+    show_default=True,
+    help="How many next fires to list.",
+)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def jobs_show(ctx: click.Context, job: str, count: int, as_json: bool) -> None:
+    """Show a job (by name or id): its settings, its schedule in words, and its next fires in
+    its zone and in UTC, each flagged when a DST change moves, skips or doubles it."""
+    from oncely.cli.preview import echo_preview, preview_dict
+    from oncely.domain.preview import preview
+    from oncely.domain.schedule import schedule_from_dict
+
+    backend = _backend(ctx)
+    with _errors(backend.where):
+        found = backend.find_job(job)
+        # The wire model carries the whole schedule, so the preview is computed here, from the
+        # same domain code as the scheduler's, whether the job came from a store or a server.
+        schedule = schedule_from_dict(found.schedule.model_dump(mode="json"))
+        after = backend.now()
+        entries = preview(schedule, after, count)
+    backend.close()
+    data = found.model_dump(mode="json")
+    if as_json:
+        click.echo(json.dumps({**data, "preview": preview_dict(schedule, entries)}, indent=2))
+        return
+    state = "paused" if found.paused else "active"
+    click.echo(f"{found.name}  (id {found.id}, owner {found.owner}, {state}, v{found.version})")
+    click.echo(f"schedule: {found.schedule.description}")
+    click.echo(f"action:   {_action_text(data['action'])}")
+    policy = data["policy"]
+    click.echo(
+        f"policy:   queue {policy['queue']}, retries {policy['max_retries']}, "
+        f"overlap {policy['overlap']}, misfire {policy['misfire']}"
+    )
+    click.echo("")
+    heading = "Once resumed, the next" if found.paused else "Next"
+    echo_preview(schedule, entries, after, heading=heading)
+
+
+def _action_text(action: dict[str, Any]) -> str:
+    kind = str(action["kind"])
+    if kind == "http":
+        return f"http {action.get('method') or 'POST'} {action.get('url')}"
+    if kind == "shell":
+        return "shell " + shlex.join(action.get("argv") or [])
+    if kind == "python":
+        return f"python task {action.get('task')}"
+    return kind
+
+
 _job_command("pause", "Pause a job (no fires until resumed).", lambda b, job: b.pause(job))
 _job_command("resume", "Resume a job (from now; no backfill).", lambda b, job: b.resume(job))
 _job_command("trigger", "Run a job now, once.", lambda b, job: b.trigger(job))

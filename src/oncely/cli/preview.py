@@ -161,30 +161,54 @@ def preview_command(
                 anchor=anchor,
                 now=after,
             )
-        words = schedule_in_words(schedule)
-        shown_zone = schedule.timezone if isinstance(schedule, CronSchedule) else tz
+        shown_zone = _shown_zone(schedule, tz)
         if dst_days:
-            _show_dst_days(schedule, words, year or after.year, as_json)
+            _show_dst_days(schedule, schedule_in_words(schedule), year or after.year, as_json)
             return
         entries = preview(schedule, after, count, zone=shown_zone)
     if as_json:
-        data = {
-            "schedule": schedule_to_dict(schedule),
-            "words": words,
-            "timezone": shown_zone,
-            "fires": [_entry_dict(e) for e in entries],
-        }
+        data = {"schedule": schedule_to_dict(schedule), **preview_dict(schedule, entries, tz)}
         click.echo(json.dumps(data, indent=2))
         return
-    click.echo(words)
+    echo_preview(schedule, entries, after, tz)
+
+
+def preview_dict(
+    schedule: Schedule, entries: list[PreviewEntry], tz: str = "UTC"
+) -> dict[str, Any]:
+    """The schedule in words and its fires, for ``--json`` (here and in ``oncely jobs show``)."""
+    return {
+        "words": schedule_in_words(schedule),
+        "timezone": _shown_zone(schedule, tz),
+        "fires": [_entry_dict(e) for e in entries],
+    }
+
+
+def echo_preview(
+    schedule: Schedule,
+    entries: list[PreviewEntry],
+    after: datetime,
+    tz: str = "UTC",
+    *,
+    heading: str = "Next",
+) -> None:
+    """Print the schedule in words, then each fire in its zone and in UTC with DST flags (here
+    and in ``oncely jobs show``)."""
+    shown_zone = _shown_zone(schedule, tz)
+    click.echo(schedule_in_words(schedule))
     fired = sum(1 for e in entries if e.fires)
     if not entries:
         click.echo("No fires after " + after.isoformat(timespec="seconds"))
         return
     columns = "UTC" if shown_zone == "UTC" else f"{shown_zone}, then UTC"
-    click.echo(f"Next {fired} fire{'s' if fired != 1 else ''} ({columns}):")
+    click.echo(f"{heading} {fired} fire{'s' if fired != 1 else ''} ({columns}):")
     for entry in entries:
         click.echo(_entry_line(entry))
+
+
+def _shown_zone(schedule: Schedule, tz: str) -> str:
+    """A cron schedule is shown in its own zone; ``at``/``every`` in the one asked for."""
+    return schedule.timezone if isinstance(schedule, CronSchedule) else tz
 
 
 def _stored_schedule(ctx: click.Context, ref: str) -> Schedule:
