@@ -314,4 +314,3 @@ def _invalid(exc: ValidationError, origins: Mapping[str, str]) -> InvalidInput:
         prefix = f"{where}: " if where else ""
         problems.append(f"{prefix}{name}: {error['msg']}")
     return InvalidInput("invalid configuration: " + "; ".join(problems), field=first)
-

@@ -267,7 +267,10 @@ def test_overlap_forbid_skips_while_a_run_is_live(store: Store) -> None:
     first = _trigger(store, job, T0)
     [c] = _claim(store, now=later(1))
     second = _trigger(store, job, later(2))
-    assert _claim(store, now=later(3)) == []
+    nothing = _claim(store, now=later(3))
+    assert nothing == []
+    # The claim reports what its overlap policy settled, without another call.
+    assert (nothing.skipped, nothing.cancelled) == (((second.id, job.id),), ())
     skipped = store.run_get(None, second.id)
     assert skipped is not None and skipped.state is RunState.SKIPPED
     store.run_complete([_result(c, AttemptOutcome.SUCCEEDED, later(4))])
@@ -275,6 +278,11 @@ def test_overlap_forbid_skips_while_a_run_is_live(store: Store) -> None:
     fourth = _trigger(store, job, later(6))
     claimed = _claim(store, now=later(7))
     assert [x.run_id for x in claimed] == [third.id]
+    assert (claimed.skipped, claimed.cancelled) == (((fourth.id, job.id),), ())
+    plain = store.job_create(make_job(name="plain"), now=T0)
+    _trigger(store, plain, later(8))
+    unguarded = _claim(store, now=later(9))
+    assert len(unguarded) == 1 and (unguarded.skipped, unguarded.cancelled) == ((), ())
     other = store.run_get(None, fourth.id)
     assert other is not None and other.state is RunState.SKIPPED
     assert first.id != third.id
@@ -285,8 +293,10 @@ def test_overlap_replace_cancels_the_live_run(store: Store) -> None:
     first = _trigger(store, job, T0)
     [c] = _claim(store, now=later(1))
     second = _trigger(store, job, later(2))
-    [c2] = _claim(store, now=later(3))
+    claimed = _claim(store, now=later(3))
+    [c2] = claimed
     assert c2.run_id == second.id
+    assert (claimed.skipped, claimed.cancelled) == ((), ((first.id, job.id),))
     old = store.run_get(None, first.id)
     assert old is not None and old.state is RunState.CANCELLED
     assert [a.outcome for a in store.attempt_list(None, first.id)] == [AttemptOutcome.CANCELLED]

@@ -66,3 +66,22 @@ def resolve_overlap(
             decision.claim.append(newest.run_id)
             decision.skip.extend(c.run_id for c in group if c is not newest)
     return decision
+
+
+def overlap_settled(
+    decision: OverlapDecision,
+    candidates: Sequence[ClaimCandidate],
+    live: Mapping[str, Sequence[str]],
+) -> dict[str, list[tuple[str, str]]]:
+    """The (run id, job id) pairs the decision skips and cancels, as ``skipped`` and
+    ``cancelled`` keyword arguments for a claim's answer (empty, at no cost, when it settles
+    nothing: the common case)."""
+    if not decision.skip and not decision.cancel:
+        return {}
+    job_of = {c.run_id: c.job_id for c in candidates}
+    for job_id, runs in live.items():
+        job_of.update((run_id, job_id) for run_id in runs)
+    return {
+        "skipped": [(r, job_of[r]) for r in decision.skip],
+        "cancelled": [(r, job_of[r]) for r in decision.cancel],
+    }

@@ -3,8 +3,9 @@
 - ``RuntimeLog`` subscribes to the runtime's events and writes one line per thing that went
   wrong, naming run, job, attempt, fencing token and node: a run that went **dead**
   (WARNING), fires recorded as **missed** (WARNING), a **takeover** of a lease another node
-  let expire (WARNING), an attempt that failed and will be retried (INFO). Successes are not
-  logged one by one (metrics count them), so a failure is never quieter than a success.
+  let expire (WARNING), an attempt that failed and will be retried (INFO), a run its job's
+  overlap policy skipped or cancelled (INFO). Successes are not logged one by one (metrics
+  count them), so a failure is never quieter than a success.
 - ``configure_logging`` sets the level and the format: ``text`` (one human line) or
   ``json`` (one JSON object per line: ``ts``, ``level``, ``logger``, ``message``, and the
   event's fields under their own names, for log pipelines). Libraries that log every
@@ -33,7 +34,7 @@ _CHATTY = ("httpx", "httpcore", "uvicorn.access")
 class RuntimeLog:
     """The runtime's events as log lines (see the module's notes)."""
 
-    KINDS = (ev.RunDead, ev.RunRetrying, ev.RunsMissed, ev.Takeover)
+    KINDS = (ev.RunDead, ev.RunRetrying, ev.RunsMissed, ev.RunsSkipped, ev.Takeover)
 
     def __init__(self, logger: logging.Logger = log) -> None:
         self.log = logger
@@ -72,6 +73,27 @@ class RuntimeLog:
                 event.node,
                 extra={"oncely": fields},
             )
+        elif isinstance(event, ev.RunsSkipped):
+            # A policy doing its job, not a failure: INFO, like a run that will be retried.
+            for what, pairs in (("skipped", event.skipped), ("cancelled", event.cancelled)):
+                reason = "a run of this job was live" if what == "skipped" else "replaced"
+                for run_id, job_id in pairs:
+                    fields = {
+                        "event": f"run.{what}",
+                        "run_id": run_id,
+                        "job_id": job_id,
+                        "queue": event.queue,
+                        "node": event.node,
+                    }
+                    self.log.info(
+                        "run %s of job_id=%s %s by its overlap policy (%s) node=%s",
+                        run_id,
+                        job_id,
+                        what,
+                        reason,
+                        event.node,
+                        extra={"oncely": fields},
+                    )
         elif isinstance(event, ev.Takeover):
             fields = {
                 "event": "lease.takeover",

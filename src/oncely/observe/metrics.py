@@ -172,6 +172,13 @@ class RuntimeMetrics(Collector):
         self.retries = Counter(
             "oncely_run_retries", "Runs scheduled for another attempt.", ["queue"], registry=r
         )
+        self.overlap = Counter(
+            "oncely_runs_overlap",
+            "Runs a claim's overlap policy settled: skipped (never started) or cancelled "
+            "(a live run replaced by a newer one).",
+            ["queue", "state"],
+            registry=r,
+        )
         self.lease_lost_attempts = Counter(
             "oncely_attempt_leases_lost",
             "Attempts a worker stopped because its run lease was gone.",
@@ -258,6 +265,11 @@ class RuntimeMetrics(Collector):
             self.fires.inc(event.runs_created)
         elif isinstance(event, ev.RunsMissed):
             self.missed.inc(event.fires)
+        elif isinstance(event, ev.RunsSkipped):
+            if event.skipped:
+                self.overlap.labels(event.queue, "skipped").inc(len(event.skipped))
+            if event.cancelled:
+                self.overlap.labels(event.queue, "cancelled").inc(len(event.cancelled))
         elif isinstance(event, ev.AttemptLeaseLost):
             self.lease_lost_attempts.inc()
         elif isinstance(event, ev.LeasesGained):

@@ -152,6 +152,27 @@ class ClaimedRun:
     policy: Policy
 
 
+class Claimed(list[ClaimedRun]):
+    """What ``run_claim`` returns: the claimed runs (this list), and what the claim's overlap
+    policies did in the same transaction, as (run id, job id) pairs: ``skipped`` runs (state
+    ``skipped``, never started) and ``cancelled`` live runs (replaced by a newer one). Carried
+    on the list itself: reporting them costs no extra round trip, and callers that want only
+    the runs are unchanged."""
+
+    __slots__ = ("cancelled", "skipped")
+
+    def __init__(
+        self,
+        runs: Sequence[ClaimedRun] = (),
+        *,
+        skipped: Sequence[tuple[str, str]] = (),
+        cancelled: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        super().__init__(runs)
+        self.skipped: tuple[tuple[str, str], ...] = tuple(skipped)
+        self.cancelled: tuple[tuple[str, str], ...] = tuple(cancelled)
+
+
 @dataclass(frozen=True)
 class AttemptResult:
     """How an attempt ended, and where its run goes next (decided by the domain).
@@ -608,11 +629,12 @@ class Store(Protocol):
 
     # -- runs: the worker side ------------------------------------------------------------
 
-    def run_claim(self, params: ClaimParams) -> list[ClaimedRun]:
+    def run_claim(self, params: ClaimParams) -> Claimed:
         """Lease up to ``limit`` due waiting runs of the queue, highest priority first, then
         earliest due. Each claimed run becomes ``running`` with a new fencing token and
-        ``attempt + 1``. Overlap policies are applied in the same transaction (skipped and
-        cancelled runs are not returned). Concurrent claimers never get the same run."""
+        ``attempt + 1``. Overlap policies are applied in the same transaction: skipped and
+        cancelled runs are not among the claimed ones, and are reported in the answer's
+        ``skipped`` and ``cancelled``. Concurrent claimers never get the same run."""
         ...
 
     def run_heartbeat(

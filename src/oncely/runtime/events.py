@@ -77,6 +77,19 @@ class AttemptsStarted:
 
 
 @dataclass(frozen=True, slots=True)
+class RunsSkipped:
+    """A worker's claim applied overlap policies (one batch per claim): ``skipped`` runs
+    never start (state ``skipped``), ``cancelled`` live runs were replaced by a newer one;
+    both as (run id, job id) pairs."""
+
+    node: str
+    queue: str
+    skipped: tuple[tuple[str, str], ...]
+    cancelled: tuple[tuple[str, str], ...]
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class AttemptsFinished:
     """A batch of attempt outcomes was sent to the store (by a worker, or by the reaper for
     lost leases); ``accepted[i]`` says whether ``results[i]`` was recorded (a refused one
@@ -191,6 +204,7 @@ Event = (
     FiresMaterialized
     | RunsMissed
     | AttemptsStarted
+    | RunsSkipped
     | AttemptsFinished
     | RunRetrying
     | RunDead
@@ -439,6 +453,7 @@ __all__ = [
     "RunDead",
     "RunRetrying",
     "RunsMissed",
+    "RunsSkipped",
     "StoreCall",
     "Takeover",
     "emit_outcomes",

@@ -71,6 +71,7 @@ from oncely.ports.actions import ActionContext, ActionExecutor, ActionResult
 from oncely.ports.clock import Clock
 from oncely.ports.store import (
     AttemptResult,
+    Claimed,
     ClaimedRun,
     ClaimParams,
     Store,
@@ -83,6 +84,7 @@ from oncely.runtime.events import (
     AttemptLeaseLost,
     AttemptsStarted,
     EventBus,
+    RunsSkipped,
     emit_outcomes,
 )
 from oncely.runtime.tasks import (
@@ -295,7 +297,7 @@ class Worker:
         while self._claiming and not stop.is_set():
             wake.clear()
             free = limit - self._running[queue]
-            claimed: list[ClaimedRun] = []
+            claimed = Claimed()
             # Prefetch only while fewer than ``early_cap`` held runs wait for their due time;
             # past that, claim what is due and leave the rest to whoever is free when it is.
             early_room = early_cap - self._early[queue]
@@ -328,6 +330,11 @@ class Worker:
                 self._hold(claimed, sent + cfg.lease_ttl - cfg.margin)
                 if claimed:
                     self.events.emit(AttemptsStarted(self.worker_id, claimed, now))
+                if claimed.skipped or claimed.cancelled:
+                    # The claim's overlap policies settled these in its transaction.
+                    self.events.emit(
+                        RunsSkipped(self.worker_id, queue, claimed.skipped, claimed.cancelled, now)
+                    )
             self._loop_at[queue] = time.monotonic()
             self.last_loop_at = self.clock.now()
             if want > 0 and len(claimed) == want:

@@ -142,7 +142,7 @@ def month_heatmap(
                 cls = "h-some"
             xx, yy = d * (cell + gap), 20 + w * (cell + gap)
             out.append(
-                f'<g><title>{escape(title)}</title>'
+                f"<g><title>{escape(title)}</title>"
                 f'<rect class="{cls}" x="{xx}" y="{yy}" width="{cell}" height="{cell}" rx="4"/>'
                 f'<text class="daynum" x="{xx + 4}" y="{yy + 13}">{number}</text>'
                 f'<text class="daycount" x="{xx + cell - 4}" y="{yy + cell - 5}" '

@@ -125,19 +125,34 @@ def job_form_defaults(job: Job | None = None) -> dict[str, str]:
     """The form's fields for a new job, or filled from ``job``."""
     d = {k: f.default for k, f in JobFields.model_fields.items()}
     values = {
-        "name": "", "kind": "cron", "cron": "", "every": "", "at": "", "timezone": d["timezone"],
-        "dst_gap": d["dst_gap"], "dst_fold": d["dst_fold"], "action": "task", "task": "",
-        "http": "", "payload": "", "retries": str(d["retries"]), "timeout": "",
-        "overlap": d["overlap"], "misfire": d["misfire"], "queue": d["queue"],
-        "priority": str(d["priority"]), "deadline": "",
+        "name": "",
+        "kind": "cron",
+        "cron": "",
+        "every": "",
+        "at": "",
+        "timezone": d["timezone"],
+        "dst_gap": d["dst_gap"],
+        "dst_fold": d["dst_fold"],
+        "action": "task",
+        "task": "",
+        "http": "",
+        "payload": "",
+        "retries": str(d["retries"]),
+        "timeout": "",
+        "overlap": d["overlap"],
+        "misfire": d["misfire"],
+        "queue": d["queue"],
+        "priority": str(d["priority"]),
+        "deadline": "",
     }
     if job is None:
         return values
     s, a, p = job.schedule, job.action, job.policy
     values["name"] = job.name
     if isinstance(s, CronSchedule):
-        values.update(kind="cron", cron=s.expr, timezone=s.timezone, dst_gap=s.dst_gap,
-                      dst_fold=s.dst_fold)
+        values.update(
+            kind="cron", cron=s.expr, timezone=s.timezone, dst_gap=s.dst_gap, dst_fold=s.dst_fold
+        )
     elif isinstance(s, EverySchedule):
         values.update(kind="every", every=f"{int(s.interval.total_seconds())}s")
     elif isinstance(s, AtSchedule):
@@ -150,8 +165,12 @@ def job_form_defaults(job: Job | None = None) -> dict[str, str]:
         values["action"] = "other"
     values["payload"] = "" if job.payload is None else json.dumps(job.payload, indent=2)
     values.update(
-        retries=str(p.max_retries), timeout="" if p.timeout is None else str(p.timeout),
-        overlap=p.overlap, misfire=p.misfire, queue=p.queue, priority=str(p.priority),
+        retries=str(p.max_retries),
+        timeout="" if p.timeout is None else str(p.timeout),
+        overlap=p.overlap,
+        misfire=p.misfire,
+        queue=p.queue,
+        priority=str(p.priority),
         deadline="" if p.deadline is None else f"{p.deadline:g}",
     )
     return values

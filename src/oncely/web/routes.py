@@ -137,8 +137,13 @@ def _redirect(request: Request, url: str, *, flash: str | None = None) -> Redire
     set_cookies(request, response)
     if flash:
         response.set_cookie(
-            FLASH_COOKIE, quote(flash[:300]), max_age=60, httponly=True, samesite="strict",
-            secure=request.url.scheme == "https", path="/",
+            FLASH_COOKIE,
+            quote(flash[:300]),
+            max_age=60,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            path="/",
         )
     return response
 
@@ -153,14 +158,27 @@ def _guard(fn: Callable[..., Response]) -> Callable[..., Response]:
         try:
             return fn(*args, **kwargs)
         except NotFound as exc:
-            return _render(request, "error.html", web, status=404, title="Not found",
-                           message=str(exc))
+            return _render(
+                request, "error.html", web, status=404, title="Not found", message=str(exc)
+            )
         except PermissionDenied as exc:
-            return _render(request, "error.html", web, status=403, title="Not allowed",
-                           message=str(exc) or "your role may not do this")
+            return _render(
+                request,
+                "error.html",
+                web,
+                status=403,
+                title="Not allowed",
+                message=str(exc) or "your role may not do this",
+            )
         except (InvalidInput, Conflict) as exc:
-            return _render(request, "error.html", web, status=422 if isinstance(
-                exc, InvalidInput) else 409, title="Refused", message=str(exc))
+            return _render(
+                request,
+                "error.html",
+                web,
+                status=422 if isinstance(exc, InvalidInput) else 409,
+                title="Refused",
+                message=str(exc),
+            )
 
     return inner
 
@@ -180,8 +198,10 @@ def _uncursor(text: str | None, size: int) -> list[str] | None:
         parts = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
     except (ValueError, TypeError):
         raise InvalidInput("the page cursor is not one of ours", field="after") from None
-    if not isinstance(parts, list) or len(parts) != size or not all(
-        isinstance(p, str) for p in parts
+    if (
+        not isinstance(parts, list)
+        or len(parts) != size
+        or not all(isinstance(p, str) for p in parts)
     ):
         raise InvalidInput("the page cursor is not one of ours", field="after")
     return parts
@@ -241,15 +261,27 @@ def web_router(service: Service, limits: LoginLimits | None = None) -> APIRouter
         target = _safe_next(next)
         address = request.client.host if request.client else "unknown"
         if by_address.retry_after(address) or by_user.retry_after(username):
-            return _render(request, "login.html", None, status=429, next=target,
-                           error="Too many login attempts; try again in a minute.")
+            return _render(
+                request,
+                "login.html",
+                None,
+                status=429,
+                next=target,
+                error="Too many login attempts; try again in a minute.",
+            )
         by_address.add(address)
         try:
             _user, token = web_auth(request).login(username, password)
         except LoginRefused:
             by_user.add(username)
-            return _render(request, "login.html", None, status=401, next=target,
-                           error="Wrong user name or password.")
+            return _render(
+                request,
+                "login.html",
+                None,
+                status=401,
+                next=target,
+                error="Wrong user name or password.",
+            )
         response = RedirectResponse(target, status_code=303, headers=SECURITY_HEADERS)
         set_session(request, response, token)
         return response
@@ -342,7 +374,8 @@ def web_router(service: Service, limits: LoginLimits | None = None) -> APIRouter
                     "job": job,
                     "words": job_schedule_words(job),
                     "written": job_schedule_written(job),
-                    "zone": job.schedule.timezone if isinstance(job.schedule, CronSchedule)
+                    "zone": job.schedule.timezone
+                    if isinstance(job.schedule, CronSchedule)
                     else "UTC",
                     "last": ended[0] if ended else None,
                     "spark": charts.sparkline(
@@ -360,8 +393,13 @@ def web_router(service: Service, limits: LoginLimits | None = None) -> APIRouter
         count = service.jobs.count(who, query, cap=COUNT_CAP)
         total = f"{count:,}+" if count >= COUNT_CAP else f"{count:,}"
         ctx: dict[str, Any] = {
-            "rows": rows, "filters": filters, "next_url": next_url, "now": t, "total": total,
-            "first_url": "/jobs?" + urlencode(base), "paged": cursor is not None,
+            "rows": rows,
+            "filters": filters,
+            "next_url": next_url,
+            "now": t,
+            "total": total,
+            "first_url": "/jobs?" + urlencode(base),
+            "paged": cursor is not None,
             "states": [s.value for s in RunState],
             "live_url": str(request.url.include_query_params(partial="1")),
         }
@@ -399,8 +437,16 @@ def web_router(service: Service, limits: LoginLimits | None = None) -> APIRouter
     @router.get("/jobs/new")
     @_guard
     def job_new(request: Request, web: Writer) -> Response:
-        return _render(request, "job_form.html", web, title="New job", values=job_form_defaults(),
-                       errors={}, job=None, zones=_zones())
+        return _render(
+            request,
+            "job_form.html",
+            web,
+            title="New job",
+            values=job_form_defaults(),
+            errors={},
+            job=None,
+            zones=_zones(),
+        )
 
     @router.post("/jobs/new")
     @_guard
@@ -410,13 +456,30 @@ def web_router(service: Service, limits: LoginLimits | None = None) -> APIRouter
             spec = parse_job_form(form, create=True)
             job = service.jobs.create(web.principal, spec)
         except FormError as exc:
-            return _render(request, "job_form.html", web, status=422, title="New job",
-                           values=form, errors=exc.errors, job=None, zones=_zones())
+            return _render(
+                request,
+                "job_form.html",
+                web,
+                status=422,
+                title="New job",
+                values=form,
+                errors=exc.errors,
+                job=None,
+                zones=_zones(),
+            )
         except (InvalidInput, Conflict) as exc:
             field = getattr(exc, "field", None) or "name"
-            return _render(request, "job_form.html", web, status=422, title="New job",
-                           values=form, errors={_form_field(field): str(exc)}, job=None,
-                           zones=_zones())
+            return _render(
+                request,
+                "job_form.html",
+                web,
+                status=422,
+                title="New job",
+                values=form,
+                errors={_form_field(field): str(exc)},
+                job=None,
+                zones=_zones(),
+            )
         return _redirect(request, f"/jobs/{job.id}", flash="Job created.")
 
     @router.get("/jobs/{job_id}")
@@ -455,8 +518,16 @@ def web_router(service: Service, limits: LoginLimits | None = None) -> APIRouter
     @_guard
     def job_edit(request: Request, web: Writer, job_id: str) -> Response:
         job = service.jobs.get(web.principal, job_id)
-        return _render(request, "job_form.html", web, title=f"Edit {job.name}",
-                       values=job_form_defaults(job), errors={}, job=job, zones=_zones())
+        return _render(
+            request,
+            "job_form.html",
+            web,
+            title=f"Edit {job.name}",
+            values=job_form_defaults(job),
+            errors={},
+            job=job,
+            zones=_zones(),
+        )
 
     @router.post("/jobs/{job_id}/edit")
     @_guard
@@ -467,13 +538,30 @@ def web_router(service: Service, limits: LoginLimits | None = None) -> APIRouter
             patch = parse_job_form(form, create=False)
             service.jobs.update(web.principal, job.id, patch)
         except FormError as exc:
-            return _render(request, "job_form.html", web, status=422, title=f"Edit {job.name}",
-                           values=form, errors=exc.errors, job=job, zones=_zones())
+            return _render(
+                request,
+                "job_form.html",
+                web,
+                status=422,
+                title=f"Edit {job.name}",
+                values=form,
+                errors=exc.errors,
+                job=job,
+                zones=_zones(),
+            )
         except (InvalidInput, Conflict) as exc:
             field = getattr(exc, "field", None) or "name"
-            return _render(request, "job_form.html", web, status=422, title=f"Edit {job.name}",
-                           values=form, errors={_form_field(field): str(exc)}, job=job,
-                           zones=_zones())
+            return _render(
+                request,
+                "job_form.html",
+                web,
+                status=422,
+                title=f"Edit {job.name}",
+                values=form,
+                errors={_form_field(field): str(exc)},
+                job=job,
+                zones=_zones(),
+            )
         return _redirect(request, f"/jobs/{job.id}", flash="Job saved.")
 
     @router.post("/jobs/{job_id}/pause")
@@ -509,8 +597,9 @@ def web_router(service: Service, limits: LoginLimits | None = None) -> APIRouter
             try:
                 value = json.loads(payload)
             except ValueError as exc:
-                return _redirect(request, f"/jobs/{job.id}",
-                                 flash=f"The payload is not valid JSON: {exc}")
+                return _redirect(
+                    request, f"/jobs/{job.id}", flash=f"The payload is not valid JSON: {exc}"
+                )
             run = service.jobs.trigger(web.principal, job.id, payload=value)
         else:
             run = service.jobs.trigger(web.principal, job.id)
@@ -529,8 +618,14 @@ def web_router(service: Service, limits: LoginLimits | None = None) -> APIRouter
         except InvalidInput as exc:
             field = _form_field(exc.field or "cron")
             return _render(request, "_preview.html", web, errors={field: str(exc)}, fires=[])
-        return _render(request, "_preview.html", web, errors={}, fires=preview(schedule, t, 10),
-                       words=schedule_in_words(schedule))
+        return _render(
+            request,
+            "_preview.html",
+            web,
+            errors={},
+            fires=preview(schedule, t, 10),
+            words=schedule_in_words(schedule),
+        )
 
     # -- runs -------------------------------------------------------------------------------
 
@@ -551,17 +646,21 @@ def web_router(service: Service, limits: LoginLimits | None = None) -> APIRouter
         cursor = _uncursor(before, 2)
         job_id = None
         if job:
-            job_id = (service.jobs.get(who, job) if looks_like_id(job)
-                      else service.jobs.by_name(who, job)).id
+            job_id = (
+                service.jobs.get(who, job) if looks_like_id(job) else service.jobs.by_name(who, job)
+            ).id
         st = _state(state)
         query = RunQuery(
             limit=PAGE + 1,
             before=(datetime.fromisoformat(cursor[0]), cursor[1]) if cursor else None,
             job_id=job_id,
             # The page shows visible states: "queued" is a due pending or retrying run.
-            states=None if st is None else (
+            states=None
+            if st is None
+            else (
                 [RunState.PENDING, RunState.QUEUED, RunState.RETRYING]
-                if st is RunState.QUEUED else [st]
+                if st is RunState.QUEUED
+                else [st]
             ),
             since=_aware(since, "since"),
             until=_aware(until, "until"),
@@ -570,21 +669,32 @@ def web_router(service: Service, limits: LoginLimits | None = None) -> APIRouter
         page, more = found[:PAGE], len(found) > PAGE
         t = now()
         shown = [
-            r for r in page
+            r
+            for r in page
             if (not worker or (r.worker_id or "").find(worker) >= 0)
             and (st is None or r.state_at(t) is st)
         ]
         filters = {"state": state, "job": job, "worker": worker, "since": since, "until": until}
         base = {k: v for k, v in filters.items() if v}
         next_url = (
-            "/runs?" + urlencode(
+            "/runs?"
+            + urlencode(
                 {**base, "before": _cursor(page[-1].scheduled_for.isoformat(), page[-1].id)}
-            ) if more else None
+            )
+            if more
+            else None
         )
-        ctx: dict[str, Any] = {"runs": shown, "filters": filters, "next_url": next_url, "now": t,
-               "states": [s.value for s in RunState], "show_job": True,
-               "first_url": "/runs?" + urlencode(base), "paged": cursor is not None,
-               "live_url": str(request.url.include_query_params(partial="1"))}
+        ctx: dict[str, Any] = {
+            "runs": shown,
+            "filters": filters,
+            "next_url": next_url,
+            "now": t,
+            "states": [s.value for s in RunState],
+            "show_job": True,
+            "first_url": "/runs?" + urlencode(base),
+            "paged": cursor is not None,
+            "live_url": str(request.url.include_query_params(partial="1")),
+        }
         if partial:
             return _render(request, "_runs_rows.html", web, **ctx)
         return _render(request, "runs.html", web, title="Runs", **ctx)
@@ -602,8 +712,13 @@ def web_router(service: Service, limits: LoginLimits | None = None) -> APIRouter
         attempts = service.runs.attempts(who, run.id)
         t = now()
         state = run.state_at(t)
-        ctx: dict[str, Any] = {"run": run, "attempts": attempts, "now": t, "state": state,
-               "live": state not in TERMINAL_STATES}
+        ctx: dict[str, Any] = {
+            "run": run,
+            "attempts": attempts,
+            "now": t,
+            "state": state,
+            "live": state not in TERMINAL_STATES,
+        }
         if partial:
             return _render(request, "_run_body.html", web, **ctx)
         return _render(request, "run.html", web, title=f"Run of {run.job_name}", **ctx)
@@ -644,8 +759,15 @@ def web_router(service: Service, limits: LoginLimits | None = None) -> APIRouter
         for run in dead:
             groups[_error_key(run.error)].append(run)
         ordered = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
-        return _render(request, "failures.html", web, title="Failures", groups=ordered,
-                       now=now(), total=len(dead))
+        return _render(
+            request,
+            "failures.html",
+            web,
+            title="Failures",
+            groups=ordered,
+            now=now(),
+            total=len(dead),
+        )
 
     @router.post("/failures/requeue")
     @_guard
@@ -689,8 +811,9 @@ def web_router(service: Service, limits: LoginLimits | None = None) -> APIRouter
         actual: Counter[date] = Counter()
         capped = too_many = False
         if job:
-            chosen = service.jobs.get(who, job) if looks_like_id(job) else service.jobs.by_name(
-                who, job)
+            chosen = (
+                service.jobs.get(who, job) if looks_like_id(job) else service.jobs.by_name(who, job)
+            )
             jobs_shown = [chosen]
         else:
             # Every job of the caller, while there are few enough to walk their schedules.
@@ -710,13 +833,13 @@ def web_router(service: Service, limits: LoginLimits | None = None) -> APIRouter
             else:
                 capped = True
         if jobs_shown:
-            query = RunQuery(limit=1000, job_id=chosen.id if chosen else None, since=start,
-                             until=end)
+            query = RunQuery(
+                limit=1000, job_id=chosen.id if chosen else None, since=start, until=end
+            )
             for _ in range(20):
                 page = service.runs.search(who, query)
                 for run in page:
-                    if not run.manual and run.state not in (RunState.MISSED,
-                                                            RunState.CANCELLED):
+                    if not run.manual and run.state not in (RunState.MISSED, RunState.CANCELLED):
                         actual[run.scheduled_for.date()] += run.fires
                 if len(page) < 1000:
                     break
@@ -736,11 +859,24 @@ def web_router(service: Service, limits: LoginLimits | None = None) -> APIRouter
         if week:
             weeks.append(week + [None] * (7 - len(week)))
         prev = (first - timedelta(days=1)).strftime("%Y-%m")
-        return _render(request, "calendar.html", web, title="Calendar", job=chosen,
-                       job_ref=job, month=first, heat=charts.month_heatmap(weeks),
-                       too_many=too_many, all_jobs=not job, limit=CALENDAR_JOBS,
-                       prev=prev, next=nxt.strftime("%Y-%m"), capped=capped,
-                       total_expected=sum(expected.values()), total_actual=sum(actual.values()))
+        return _render(
+            request,
+            "calendar.html",
+            web,
+            title="Calendar",
+            job=chosen,
+            job_ref=job,
+            month=first,
+            heat=charts.month_heatmap(weeks),
+            too_many=too_many,
+            all_jobs=not job,
+            limit=CALENDAR_JOBS,
+            prev=prev,
+            next=nxt.strftime("%Y-%m"),
+            capped=capped,
+            total_expected=sum(expected.values()),
+            total_actual=sum(actual.values()),
+        )
 
     # -- cluster ----------------------------------------------------------------------------
 
@@ -778,10 +914,21 @@ def web_router(service: Service, limits: LoginLimits | None = None) -> APIRouter
         page, more = entries[:PAGE], len(entries) > PAGE
         next_url = (
             "/admin?" + urlencode({"before": _cursor(page[-1].at.isoformat(), str(page[-1].id))})
-            if more else None
+            if more
+            else None
         )
-        return _render(request, "admin.html", web, title="Admin", users=users, keys=keys,
-                       names=names, entries=page, next_url=next_url, now=now())
+        return _render(
+            request,
+            "admin.html",
+            web,
+            title="Admin",
+            users=users,
+            keys=keys,
+            names=names,
+            entries=page,
+            next_url=next_url,
+            now=now(),
+        )
 
     return router
 
@@ -809,9 +956,7 @@ def _safe_next(target: str) -> str:
 
 def _form_field(field: str) -> str:
     head = field.split(".")[0]
-    return {"http": "http", "shell": "action", "sql": "action", "action": "action"}.get(
-        head, head
-    )
+    return {"http": "http", "shell": "action", "sql": "action", "action": "action"}.get(head, head)
 
 
 @functools.cache

@@ -114,9 +114,7 @@ def policy_words(policy: Policy) -> list[tuple[str, str]]:
         ("Queue", f"Runs on queue {policy.queue!r} with priority {policy.priority}."),
     ]
     if policy.deadline is not None:
-        out.append(
-            ("Deadline", f"Alert if no success within {seconds(policy.deadline)}.")
-        )
+        out.append(("Deadline", f"Alert if no success within {seconds(policy.deadline)}."))
     return out
 
 

@@ -79,7 +79,7 @@ from oncely.domain.errors import Conflict, InvalidInput, NotFound
 from oncely.domain.firing import FirePlan
 from oncely.domain.ids import new_id
 from oncely.domain.jobs import Job, refuse_duplicate_names, refuse_taken_names
-from oncely.domain.overlap import ClaimCandidate, resolve_overlap
+from oncely.domain.overlap import ClaimCandidate, overlap_settled, resolve_overlap
 from oncely.domain.principal import Role
 from oncely.domain.runs import CANCELLABLE_STATES, Attempt, Run, RunState
 from oncely.domain.users import ApiKey, User
@@ -90,7 +90,7 @@ from oncely.ports.store import (
     TAKEOVER_RETENTION,
     AttemptResult,
     AuditEntry,
-    ClaimedRun,
+    Claimed,
     ClaimParams,
     CommitResult,
     ExpiredRun,
@@ -802,7 +802,7 @@ class PostgresStore(PostgresNotifications, PostgresBackfills):
 
     # -- runs: the worker side ------------------------------------------------------------
 
-    def run_claim(self, params: ClaimParams) -> list[ClaimedRun]:
+    def run_claim(self, params: ClaimParams) -> Claimed:
         now = params.now
         with self._tx() as conn:
             candidates = _fetch(
@@ -816,12 +816,13 @@ class PostgresStore(PostgresNotifications, PostgresBackfills):
                 },
             )
             if not candidates:
-                return []
+                return Claimed()
             ids: list[UUID] = [r["id"] for r in candidates]
+            settled: dict[str, list[tuple[str, str]]] = {}
             if any(r["overlap"] != "allow" for r in candidates):
-                ids = _apply_overlap(conn, candidates, now)
+                ids, settled = _apply_overlap(conn, candidates, now)
                 if not ids:
-                    return []
+                    return Claimed((), **settled)
             rows = _fetch(
                 conn,
                 "runs_start",
@@ -833,7 +834,7 @@ class PostgresStore(PostgresNotifications, PostgresBackfills):
                 },
             )
         rows.sort(key=lambda r: r["ord"])
-        return [claimed_from_row(r, _ts) for r in rows]
+        return Claimed([claimed_from_row(r, _ts) for r in rows], **settled)
 
     def run_heartbeat(
         self, worker_id: str, held: Sequence[tuple[str, int]], *, now: datetime, ttl: timedelta
@@ -1543,9 +1544,12 @@ def _lease(row: Row) -> Lease:
     )
 
 
-def _apply_overlap(conn: Conn, candidates: list[Row], now: datetime) -> list[UUID]:
+def _apply_overlap(
+    conn: Conn, candidates: list[Row], now: datetime
+) -> tuple[list[UUID], dict[str, list[tuple[str, str]]]]:
     """Decide overlap for the candidates of guarded jobs; return the run ids to claim, in
-    candidate (claim) order. Skips and cancellations are written here."""
+    candidate (claim) order, and the (run id, job id) pairs skipped and cancelled (written
+    here)."""
     guarded = {r["job_id"] for r in candidates if r["overlap"] != "allow"}
     locked = {r["id"] for r in _fetch(conn, "jobs_lock", {"ids": sorted(guarded)})}
     # Candidates of a guarded job another claimer holds stay as they are, for a later claim.
@@ -1556,13 +1560,11 @@ def _apply_overlap(conn: Conn, candidates: list[Row], now: datetime) -> list[UUI
         for row in _fetch(conn, "runs_live_of_jobs", {"job_ids": sorted(locked)}):
             if row["id"] not in picked:
                 live.setdefault(str(row["job_id"]), []).append(str(row["id"]))
-    decision = resolve_overlap(
-        [
-            ClaimCandidate(str(r["id"]), str(r["job_id"]), r["overlap"], r["scheduled_for"])
-            for r in deciding
-        ],
-        live,
-    )
+    deciding_candidates = [
+        ClaimCandidate(str(r["id"]), str(r["job_id"]), r["overlap"], r["scheduled_for"])
+        for r in deciding
+    ]
+    decision = resolve_overlap(deciding_candidates, live)
     if decision.skip:
         _exec(
             conn,
@@ -1584,7 +1586,8 @@ def _apply_overlap(conn: Conn, candidates: list[Row], now: datetime) -> list[UUI
             },
         )
     chosen = set(decision.claim)
-    return [r["id"] for r in deciding if str(r["id"]) in chosen]
+    settled = overlap_settled(decision, deciding_candidates, live)
+    return [r["id"] for r in deciding if str(r["id"]) in chosen], settled
 
 
 __all__ = ["PostgresStore", "notify_channel"]

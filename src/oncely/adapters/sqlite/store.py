@@ -61,7 +61,7 @@ from oncely.domain.errors import Conflict, NotFound
 from oncely.domain.firing import FirePlan
 from oncely.domain.ids import new_id
 from oncely.domain.jobs import Job, refuse_duplicate_names, refuse_taken_names
-from oncely.domain.overlap import ClaimCandidate, resolve_overlap
+from oncely.domain.overlap import ClaimCandidate, overlap_settled, resolve_overlap
 from oncely.domain.principal import Role
 from oncely.domain.runs import Attempt, Run, RunState
 from oncely.domain.users import ApiKey, User
@@ -72,7 +72,7 @@ from oncely.ports.store import (
     TAKEOVER_RETENTION,
     AttemptResult,
     AuditEntry,
-    ClaimedRun,
+    Claimed,
     ClaimParams,
     CommitResult,
     ExpiredRun,
@@ -770,7 +770,7 @@ class SqliteStore(SqliteNotifications, SqliteBackfills):
 
     # -- runs: the worker side ------------------------------------------------------------
 
-    def run_claim(self, params: ClaimParams) -> list[ClaimedRun]:
+    def run_claim(self, params: ClaimParams) -> Claimed:
         now = to_micros(params.now)
         expires = to_micros(params.now + params.lease_ttl)
         with self._write() as conn:
@@ -784,7 +784,7 @@ class SqliteStore(SqliteNotifications, SqliteBackfills):
                 },
             ).fetchall()
             if not rows:
-                return []
+                return Claimed()
             candidates = [
                 ClaimCandidate(r["id"], r["job_id"], r["overlap"], from_micros(r["scheduled_for"]))
                 for r in rows
@@ -807,8 +807,9 @@ class SqliteStore(SqliteNotifications, SqliteBackfills):
                 reason = "cancelled: replaced by a newer run"
                 conn.execute(Q["run_cancel_running"], {"id": run_id, "now": now, "reason": reason})
                 conn.execute(Q["run_set_cancelled"], {"id": run_id, "now": now, "reason": reason})
+            settled = overlap_settled(decision, candidates, live)
             if not decision.claim:
-                return []
+                return Claimed((), **settled)
             first = self._next_tokens(conn, len(decision.claim))
             conn.executemany(
                 Q["run_start"],
@@ -827,7 +828,7 @@ class SqliteStore(SqliteNotifications, SqliteBackfills):
                 conn.execute(Q["claimed_details"], {"id": run_id}).fetchone()
                 for run_id in decision.claim
             ]
-        return [claimed_from_row(r, from_micros) for r in details]
+        return Claimed([claimed_from_row(r, from_micros) for r in details], **settled)
 
     def run_heartbeat(
         self, worker_id: str, held: Sequence[tuple[str, int]], *, now: datetime, ttl: timedelta
