@@ -23,6 +23,7 @@ import psycopg
 from tests.integration.live_server import serve
 
 import oncely
+from bench.seed import seed_jobs, seed_runs_pg
 from oncely.api.server import create_http_app
 from oncely.auth import Authenticator
 from oncely.config import Settings
@@ -34,48 +35,12 @@ PASSWORD = "bench passphrase 123"
 
 
 def seed(app: oncely.App, schema: str, jobs: int, runs: int) -> None:
-    started = time.perf_counter()
-    batch: list[dict[str, object]] = []
-    for n in range(jobs):
-        batch.append({"name": f"job {n:06d} report", "cron": f"{n % 60} * * * *",
-                      "task": "noop", "timezone": "Europe/Paris" if n % 3 else "UTC"})
-        if len(batch) == 5000:
-            app.add_jobs(batch)
-            batch = []
-    if batch:
-        app.add_jobs(batch)
-    print(f"{jobs} jobs in {time.perf_counter() - started:.1f} s")
+    seed_jobs(app, jobs)
     seed_runs(schema, runs)
 
 
 def seed_runs(schema: str, runs: int) -> None:
-    started = time.perf_counter()
-    with psycopg.connect(PG, autocommit=True) as conn:
-        conn.execute(f'SET search_path TO "{schema}"')
-        conn.execute(
-            """
-            WITH j AS (SELECT id, owner, row_number() OVER () AS k FROM jobs),
-                 n AS (SELECT count(*) AS c FROM jobs)
-            INSERT INTO runs (id, job_id, scheduled_for, due_at, created_at, started_at,
-                              finished_at, attempt, failures, state, queue, owner, worker_id,
-                              error, output)
-            SELECT gen_random_uuid(), j.id, t, t, t, t + interval '40 ms',
-                   CASE WHEN i %% 5000 = 0 THEN NULL ELSE t + interval '300 ms' END,
-                   1, CASE WHEN i %% 97 = 0 THEN 1 ELSE 0 END,
-                   CASE WHEN i %% 5000 = 0 THEN 'running'
-                        WHEN i %% 97 = 0 THEN 'dead' ELSE 'succeeded' END,
-                   'default', j.owner, 'worker:bench:' || (i %% 8),
-                   CASE WHEN i %% 97 = 0 THEN 'RuntimeError: upstream ' || (i %% 5) ELSE NULL END,
-                   'ok'
-            FROM generate_series(1, %(runs)s) AS i
-            CROSS JOIN n
-            JOIN j ON j.k = 1 + (i %% n.c)
-            CROSS JOIN LATERAL (SELECT now() - (i * (interval '30 days' / %(runs)s)) AS t) AS x
-            """,
-            {"runs": runs},
-        )
-        conn.execute("ANALYZE")
-    print(f"{runs} runs in {time.perf_counter() - started:.1f} s")
+    seed_runs_pg(PG, schema, runs)
 
 
 def login(http: httpx.Client, name: str) -> None:
