@@ -37,6 +37,7 @@ from oncely.domain.limits import (
 )
 from oncely.domain.notify import (
     Channel,
+    ChannelKind,
     Delivery,
     MissingJob,
     Notification,
@@ -632,7 +633,7 @@ def run_detail(run: Run, attempts: list[Attempt], now: datetime) -> RunDetail:
 # -- notifications ----------------------------------------------------------------------
 
 NotifyEventName = Literal["dead", "failure", "recovery", "missed", "deadman"]
-ChannelKindName = Literal["apprise", "webhook"]
+ChannelKindName = Literal["apprise", "webhook", "email"]
 
 
 class ChannelCreate(_In):
@@ -737,7 +738,8 @@ def channel_out(channel: Channel) -> ChannelOut:
         owner=channel.owner,
         name=channel.name,
         kind=channel.kind.value,
-        url=mask_url(channel.url),
+        # An email channel's "url" is its recipients: not a secret.
+        url=channel.url if channel.kind is ChannelKind.EMAIL else mask_url(channel.url),
         created_at=channel.created_at,
     )
 

@@ -273,3 +273,21 @@ def test_channels_are_per_owner_and_deleting_one_drops_its_rules(store: Store) -
     assert store.channel_list("alice") == []
     _run_once(store, job, AttemptOutcome.FAILED, later(10))
     assert len(store.notification_list("alice")) == 1
+
+
+def test_email_channels_are_stored_with_their_recipients(store: Store) -> None:
+    channel = store.channel_create(
+        Channel(
+            id=new_id(0),
+            owner="alice",
+            name="mailto:ops_example.com",
+            kind=ChannelKind.EMAIL,
+            url="ops@example.com,oncall@example.com",
+            secret=None,
+            created_at=T0,
+        ),
+        now=T0,
+    )
+    [listed] = store.channel_list("alice")
+    assert listed == channel
+    assert (listed.kind, listed.url) == (ChannelKind.EMAIL, "ops@example.com,oncall@example.com")

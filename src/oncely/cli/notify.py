@@ -85,7 +85,10 @@ def channels() -> None:
 @click.argument("name")
 @click.argument("url")
 @click.option(
-    "--kind", type=click.Choice(["webhook", "apprise"]), default="webhook", show_default=True
+    "--kind",
+    type=click.Choice(["webhook", "apprise", "email"]),
+    default="webhook",
+    show_default=True,
 )
 @click.option("--secret", help="The webhook signing secret (made for you if not given).")
 @click.option("--json", "as_json", is_flag=True)

@@ -99,6 +99,11 @@ MAX_EMAIL_BODY_BYTES = 256 * 1024
 _ADDRESS = re.compile(r"^[^@\s<>,;\x00-\x1f]{1,64}@[A-Za-z0-9.\-]{1,253}\.[A-Za-z0-9\-]{2,63}$")
 
 
+def is_email_address(text: str) -> bool:
+    """The shape of an address the ``email`` action and ``email`` channels accept."""
+    return bool(_ADDRESS.match(text))
+
+
 def _require_str(value: object, name: str) -> str:
     if not isinstance(value, str) or not value:
         raise InvalidInput(f"{name} must be a non-empty string", field=name)

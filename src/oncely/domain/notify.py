@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from oncely.domain.actions import is_email_address
 from oncely.domain.errors import InvalidInput
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,99}$")
@@ -50,6 +51,10 @@ class ChannelKind(enum.StrEnum):
     """Any URL Apprise understands: mailto://, slack://, msteams://, discord://, pagerduty://..."""
     WEBHOOK = "webhook"
     """oncely's own signed webhook: a JSON POST with an HMAC-SHA256 signature."""
+    EMAIL = "email"
+    """Mail through the server's own SMTP relay (``smtp_url``, ``smtp_from``, as the
+    ``email`` action): the channel's ``url`` is only the recipients, comma-separated (not a
+    secret, shown as is)."""
 
 
 @dataclass(frozen=True)
@@ -178,12 +183,25 @@ def validate_channel_url(kind: ChannelKind, url: str) -> str:
     it), webhooks go through the network guard."""
     if not isinstance(url, str) or not url or len(url) > 4096:
         raise InvalidInput("url must be 1-4096 characters", field="url")
+    if kind is ChannelKind.EMAIL:
+        return ",".join(email_recipients(url))
     scheme = urlsplit(url).scheme.lower()
     if not scheme:
         raise InvalidInput("url must have a scheme (https://, mailto://, slack://...)", field="url")
     if kind is ChannelKind.WEBHOOK and scheme not in ("http", "https"):
         raise InvalidInput("a webhook url must be http:// or https://", field="url")
     return url
+
+
+def email_recipients(url: str) -> tuple[str, ...]:
+    """The addresses of an ``email`` channel (its ``url``: ``a@example.com,b@example.com``)."""
+    addresses = tuple(a.strip() for a in url.split(",") if a.strip())
+    if not addresses or len(addresses) > 50:
+        raise InvalidInput("an email channel needs 1-50 addresses, comma-separated", field="url")
+    for address in addresses:
+        if not is_email_address(address):
+            raise InvalidInput(f"{address!r} is not an email address", field="url")
+    return addresses
 
 
 def parse_events(values: Any) -> frozenset[NotifyEvent]:

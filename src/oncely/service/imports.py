@@ -14,26 +14,33 @@ the store in one transaction (``Store.jobs_import``): all or none. A line that c
 imported (bad fields, ``@reboot``, a stored job of that name that is not a shell job) stops
 the whole import, listing every such line with its number and why, unless ``skip_invalid``
 asks to import the rest. Jobs whose line left the file are left alone: an import never
-deletes. ``MAILTO`` is reported as a warning: cron mails through the machine's mailer, which
-oncely has no equivalent for; a failure rule on a notification channel is the way
-(``oncely notify``), and the warning says so.
+deletes. ``MAILTO`` becomes a failure notification when the server has an SMTP relay
+(``smtp_url``, ``smtp_from``): an ``email`` channel of the caller's owner per address (found
+again by kind and address, so a re-import makes none) and a rule "on failure" for each job of
+that crontab section (found again by job, channel and event). They are written after the jobs'
+transaction: a crash in between leaves the jobs imported and a re-import adds the rules.
+``MAILTO=""`` means no mail, as in cron. Without a relay, or for an address that is a local
+user (``MAILTO=root``), the report carries a warning instead.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
-from oncely.domain.actions import ShellAction
+from oncely.domain.actions import ShellAction, is_email_address
 from oncely.domain.crontab import CrontabJob, CrontabProblem, parse_crontab
 from oncely.domain.errors import InvalidInput
 from oncely.domain.ids import new_id
 from oncely.domain.jobs import Job, shard_of, validate_job_parts
 from oncely.domain.jobsfile import JobSpec, load_jobs
 from oncely.domain.migrate import StoredJob, plan_import
+from oncely.domain.notify import Channel, ChannelKind, NotifyEvent, Rule
 from oncely.domain.principal import Permission, Principal
 from oncely.domain.schedule import Schedule, initial_fire, next_fire
+from oncely.ports.store import Store
 from oncely.service.deps import ServiceDeps, actor, require
 from oncely.service.jobs import build_policy, is_privileged
 from oncely.wire import JobFields
@@ -143,6 +150,11 @@ class ImportService:
         if not dry_run and (creates or updates):
             store.jobs_import(creates, updates, now=now, actor=actor(who))
             self.deps.wake_scheduler()
+        relay = bool(self.deps.actions.smtp_url and self.deps.actions.smtp_from)
+        kept = {x.line for x in (*plan.create, *plan.update, *plan.unchanged)}
+        imported = [line for line in crontab.jobs if line.line in kept]
+        if relay and not dry_run:
+            _mail_rules(store, who, imported, now)
         status: dict[int, Status] = {}
         for line in plan.create:
             status[line.line] = "create"
@@ -157,7 +169,7 @@ class ImportService:
             applied=not dry_run,
             jobs=jobs,
             problems=problems,
-            warnings=_mail_warnings(crontab.jobs),
+            warnings=_mail_warnings(crontab.jobs, relay=relay),
         )
 
     def jobs_json(self, who: Principal, text: str, *, dry_run: bool = False) -> JobsImportReport:
@@ -185,18 +197,76 @@ def _report(line: CrontabJob, status: Status, now: datetime) -> ImportedJob:
     )
 
 
-def _mail_warnings(jobs: tuple[CrontabJob, ...]) -> tuple[str, ...]:
+def _addresses(mailto: str | None) -> list[str]:
+    return [a.strip() for a in (mailto or "").split(",") if a.strip()]
+
+
+def _mail_warnings(jobs: tuple[CrontabJob, ...], *, relay: bool) -> tuple[str, ...]:
     by_address: dict[str, list[int]] = {}
     for job in jobs:
-        if job.mailto:
-            by_address.setdefault(job.mailto, []).append(job.line)
+        for address in _addresses(job.mailto):
+            if not relay or not is_email_address(address):
+                by_address.setdefault(address, []).append(job.line)
     return tuple(
-        f"MAILTO={address} (lines {', '.join(map(str, lines))}): oncely sends no mail by "
-        "itself; to hear about failures, make a notification channel (an apprise "
-        "mailto:// URL with your mail server) and a rule on the failure event "
-        "(oncely notify, or /v1/notifications)"
+        f"MAILTO={address} (lines {', '.join(map(str, lines))}): "
+        + (
+            "not an email address (a local user?): no notification made; "
+            if relay
+            else "this server has no SMTP relay (smtp_url, smtp_from), so no notification "
+            "was made; "
+        )
+        + "to hear about failures, make a notification channel and a rule on the failure "
+        "event (oncely notify, or /v1/notifications)"
         for address, lines in by_address.items()
     )
+
+
+def _mail_rules(store: Store, who: Principal, lines: list[CrontabJob], now: datetime) -> None:
+    """An email channel per MAILTO address and a failure rule per job (see the module's
+    notes); what exists already is left as it is."""
+    channels = {c.url: c for c in store.channel_list(who.owner) if c.kind is ChannelKind.EMAIL}
+    for line in lines:
+        addresses = [a for a in _addresses(line.mailto) if is_email_address(a)]
+        if not addresses:
+            continue
+        job = store.job_get_by_name(who.owner, line.name)
+        if job is None:
+            continue
+        rules = store.rule_list(who.owner, job_id=job.id)
+        for address in addresses:
+            channel = channels.get(address)
+            if channel is None:
+                name = "mailto:" + re.sub(r"[^A-Za-z0-9_.:\-]", "_", address)
+                channel = store.channel_create(
+                    Channel(
+                        id=new_id(int(now.timestamp() * 1000)),
+                        owner=who.owner,
+                        name=name[:100],
+                        kind=ChannelKind.EMAIL,
+                        url=address,
+                        secret=None,
+                        created_at=now,
+                        created_by=actor(who),
+                    ),
+                    now=now,
+                    actor=actor(who),
+                )
+                channels[address] = channel
+            if not any(
+                r.channel_id == channel.id and NotifyEvent.FAILURE in r.events for r in rules
+            ):
+                store.rule_create(
+                    Rule(
+                        id=new_id(int(now.timestamp() * 1000)),
+                        owner=who.owner,
+                        channel_id=channel.id,
+                        events=frozenset({NotifyEvent.FAILURE}),
+                        job_id=job.id,
+                        created_by=actor(who),
+                    ),
+                    now=now,
+                    actor=actor(who),
+                )
 
 
 @dataclass(frozen=True)

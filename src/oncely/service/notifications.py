@@ -67,8 +67,10 @@ class NotificationService:
         try:
             channel_kind = ChannelKind(kind)
         except ValueError:
-            raise InvalidInput("kind must be apprise or webhook", field="kind") from None
+            raise InvalidInput("kind must be apprise, webhook or email", field="kind") from None
         self.check_channel(channel_kind, url, self.deps.actions)
+        if channel_kind is ChannelKind.EMAIL:
+            url = validate_channel_url(channel_kind, url)  # the addresses, normalised
         if channel_kind is ChannelKind.WEBHOOK:
             secret = secret or secrets.token_urlsafe(32)
             if len(secret) < 16:

@@ -93,7 +93,7 @@ class EmailExecutor:
         timeout = min(self._timeout, ctx.timeout) if ctx.timeout else self._timeout
         message = message_for(action, ctx, sender)
         try:
-            refused = await asyncio.to_thread(_send, relay, message, timeout)
+            refused = await asyncio.to_thread(send_via_relay, relay, message, timeout)
         except asyncio.CancelledError:
             raise
         except smtplib.SMTPResponseException as exc:
@@ -120,7 +120,9 @@ class EmailExecutor:
         return None
 
 
-def _send(relay: SmtpRelay, message: EmailMessage, timeout: float) -> dict[str, object]:
+def send_via_relay(relay: SmtpRelay, message: EmailMessage, timeout: float) -> dict[str, object]:
+    """Send one message through the relay (blocking); the recipients it refused. Shared by
+    the ``email`` action and ``email`` notification channels."""
     context = ssl.create_default_context()
     client: smtplib.SMTP
     if relay.scheme == "smtps":
