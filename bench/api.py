@@ -168,7 +168,7 @@ def run_store(kind: str, args: argparse.Namespace) -> Result:
         store_url = f"{PG}?schema={schema}"
     result = Result("SQLite" if kind == "sqlite" else "PostgreSQL")
     print(f"\n{result.store} ({store_url})", flush=True)
-    app = oncely.App(settings=Settings(store=store_url), owner="alice")  # type: ignore[call-arg]
+    app = oncely.App(settings=Settings(store=store_url), owner="alice")
     try:
         auth = Authenticator(app.store, app.clock)
         alice = auth.create_user("alice", PASSWORD, role=Role.USER)
