@@ -38,6 +38,9 @@ import psycopg
 from tests.support.http_ledger import Delivery, HttpLedger
 
 EDGE = 3.0  # seconds left out of the judged window at its end (see 1. above)
+# A lost attempt is blamed on the latest fault that began at most this long before the attempt
+# started (a stopped or cut-off worker's attempt may have begun a little before its fault).
+BLAME = 15.0
 
 
 @dataclass
@@ -271,7 +274,7 @@ def judge(obs: Observed, plan: Plan, faults: list[Fault]) -> Report:
         for (s, _n, outcome), (s_next, _m, _o) in itertools.pairwise(items):
             if outcome != "lost":
                 continue
-            before = [f for f in faults if f.started <= s_next and f.started >= s - 2 * 3.0 - 10]
+            before = [f for f in faults if s - BLAME <= f.started <= s_next]
             if not before:
                 continue
             fault = max(before, key=lambda f: f.started)

@@ -3,7 +3,9 @@
 The short run (about 75 s in all: 45 s of faults, each kind drawn about once or twice) uses
 2 schedulers and 2 workers; the long one is ``python -m tests.chaos --duration 600`` or
 ``pytest --run-slow tests/chaos``. Either way a failure prints the checker's report with the
-seed that drew its faults (``ONCELY_CHAOS_SEED=N`` replays the draw).
+seed that drew its faults (``ONCELY_CHAOS_SEED=N`` replays the draw). The run needs no shared
+server: it starts a PostgreSQL of its own (the binaries must be installed, as for
+tests/acceptance/test_outage_recovery.py).
 """
 
 from __future__ import annotations
@@ -14,8 +16,6 @@ from pathlib import Path
 import pytest
 
 from tests.chaos.harness import Options, run
-
-pytestmark = pytest.mark.postgres
 
 
 def _seed() -> int | None:
