@@ -65,6 +65,7 @@ class Plan:
     drained_at: float = 0.0
     seed: int = 0
     load: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    load_end: tuple[float, float, float] = (0.0, 0.0, 0.0)
     unexpected_exits: dict[str, int] = field(default_factory=dict)
     worker_pids: dict[int, str] = field(default_factory=dict)
 
@@ -94,8 +95,9 @@ class Report:
 
 
 def _last_line(error: object) -> str:
-    """A traceback's last line (the exception) says why; the rest is the same each time."""
-    lines = str(error or "").strip().splitlines()
+    """A traceback's exception line says why; the rest is the same each time. (An exception's
+    message may go on over indented lines: the last unindented line is the exception's.)"""
+    lines = [line for line in str(error or "").strip().splitlines() if line[:1] not in " \t"]
     return lines[-1][:90] if lines else "(no error)"
 
 
@@ -299,7 +301,10 @@ def judge(obs: Observed, plan: Plan, faults: list[Fault]) -> Report:
         "seed": plan.seed,
         "window": f"{plan.paused_at - EDGE - plan.window_start:.0f} s judged "
         f"({plan.faults_end - plan.window_start:.0f} s of faults)",
-        "load (1/5/15 min)": " ".join(f"{x:.2f}" for x in plan.load),
+        "load (1/5/15 min)": " ".join(f"{x:.2f}" for x in plan.load)
+        + " at the start, "
+        + " ".join(f"{x:.2f}" for x in plan.load_end)
+        + " at the end",
         "faults": ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())),
         "fires expected": expected_fires,
         "runs": len(runs),

@@ -277,6 +277,7 @@ def _run(
             time.sleep(0.5)
         time.sleep(2)  # quiet: anything still moving would show in the check
         plan.drained_at = time.time()
+        plan.load_end = os.getloadavg()
     finally:
         for node in nodes:
             if node.proc is not None:
