@@ -55,6 +55,12 @@ def test_mailto_becomes_an_email_failure_notification(
     report = app.service.imports.crontab(me, CRONTAB)
     assert [j.status for j in report.jobs] == ["create"] * 3
     failing, quiet, local = (j.name for j in report.jobs)
+    assert report.jobs[0].warnings == (
+        "MAILTO: failures are mailed to ops@example.com (email channel, rule)",
+    )
+    assert report.jobs[2].warnings == (
+        "MAILTO=root: cron mails the output; oncely keeps it on the run",
+    )
     # MAILTO=root is a local user: warned about, no channel; MAILTO="" is no mail.
     assert len(report.warnings) == 1 and report.warnings[0].startswith("MAILTO=root (lines 6)")
     store = app.service.deps.store()

@@ -163,7 +163,9 @@ class ImportService:
         for line in plan.unchanged:
             status[line.line] = "unchanged"
         jobs = tuple(
-            _report(line, status[line.line], now) for line in crontab.jobs if line.line in status
+            _report(line, status[line.line], now, relay=relay)
+            for line in crontab.jobs
+            if line.line in status
         )
         return ImportReport(
             applied=not dry_run,
@@ -183,7 +185,7 @@ class ImportService:
         self.deps.check_action(action, self.deps.actions)
 
 
-def _report(line: CrontabJob, status: Status, now: datetime) -> ImportedJob:
+def _report(line: CrontabJob, status: Status, now: datetime, *, relay: bool) -> ImportedJob:
     fires: list[datetime] = []
     current = now
     while len(fires) < NEXT_FIRES:
@@ -192,8 +194,14 @@ def _report(line: CrontabJob, status: Status, now: datetime) -> ImportedJob:
             break
         fires.append(found)
         current = found
+    warnings = line.warnings
+    mailed = [a for a in _addresses(line.mailto) if is_email_address(a)] if relay else []
+    if mailed:
+        # Said as what happens instead of cron's mail, not as a warning about it.
+        warnings = tuple(w for w in warnings if not w.startswith("MAILTO="))
+        warnings += (f"MAILTO: failures are mailed to {', '.join(mailed)} (email channel, rule)",)
     return ImportedJob(
-        line.line, line.name, status, line.schedule, line.action, tuple(fires), line.warnings
+        line.line, line.name, status, line.schedule, line.action, tuple(fires), warnings
     )
 
 
