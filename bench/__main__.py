@@ -25,7 +25,9 @@ from pathlib import Path
 
 from bench.common import ROOT, Result, log, machine, package_version, pg_available
 
-WORKLOADS = ["W1", "W2", "W3", "W4", "W5", "RAW"]
+WORKLOADS = ["W1", "W2", "W3", "W4", "W5", "W7", "RAW"]
+# Manual workloads run only when named in --only (bench/README.md): W7 takes ~3 minutes.
+MANUAL = {"W7"}
 ALL_SYSTEMS = ["oncely", "celery", "dramatiq", "procrastinate", "rq", "apscheduler"]
 
 
@@ -41,6 +43,9 @@ class Sizes:
     w3_seconds: int
     w4_trials: int
     w4_tuned_ttl: float | None
+    w7_trials: int
+    w7_down: float
+    w7_modes: tuple[str, ...]
     raw: dict[int, int]
 
 
@@ -58,6 +63,9 @@ STANDARD = Sizes(
     w4_trials=3,
     # --w4-lease-ttl adds a W4 run with another scheduler lease TTL (default 2.5 s).
     w4_tuned_ttl=None,
+    w7_trials=3,
+    w7_down=10.0,
+    w7_modes=("fast", "immediate"),
     raw={1: 3_000, 10: 20_000, 1000: 200_000},
 )
 QUICK = Sizes(
@@ -71,6 +79,9 @@ QUICK = Sizes(
     w3_seconds=5,
     w4_trials=1,
     w4_tuned_ttl=None,
+    w7_trials=1,
+    w7_down=3.0,
+    w7_modes=("immediate",),
     raw={1: 300, 10: 2_000, 1000: 20_000},
 )
 
@@ -96,6 +107,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="also run W4 with this scheduler lease TTL in seconds (default TTL: 2.5 s)",
     )
+    p.add_argument("--w7-trials", type=int, default=None, help="W7 outages per stop mode")
+    p.add_argument("--w7-down", type=float, default=None, help="W7 outage length in seconds")
+    p.add_argument("--w7-modes", default=None, help="W7 pg_ctl stop modes, e.g. fast,immediate")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument(
         "--profile",
@@ -112,7 +126,9 @@ def _peer_module(name: str):  # type: ignore[no-untyped-def]
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sizes = QUICK if args.quick else STANDARD
-    only = [w.strip().upper() for w in args.only.split(",") if w.strip()] or WORKLOADS
+    only = [w.strip().upper() for w in args.only.split(",") if w.strip()] or [
+        w for w in WORKLOADS if w not in MANUAL
+    ]
     unknown = set(only) - set(WORKLOADS)
     if unknown:
         print(f"unknown workloads: {', '.join(sorted(unknown))}", file=sys.stderr)
@@ -125,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     w1_n = args.w1_jobs or sizes.w1
     w3_sizes = tuple(int(x) for x in args.w3_sizes.split(",")) if args.w3_sizes else sizes.w3_sizes
     w4_trials = args.w4_trials or sizes.w4_trials
+    w7_trials = args.w7_trials or sizes.w7_trials
+    w7_down = args.w7_down or sizes.w7_down
+    w7_modes = args.w7_modes.split(",") if args.w7_modes else list(sizes.w7_modes)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / "tmp"
@@ -230,6 +249,17 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
 
+    if "W7" in only and "oncely" in systems:
+        from bench.outage import w7
+        from bench.pg_instance import PgUnavailable
+
+        log(f"W7 outage: {w7_trials} trials per mode ({', '.join(w7_modes)}), {w7_down:g} s down")
+        try:
+            for r in w7(tmp=tmp, trials=w7_trials, down=w7_down, modes=w7_modes):
+                record(r)
+        except PgUnavailable as exc:
+            skipped["W7"] = f"no PostgreSQL server of its own: {exc}"
+
     if "W5" in only and "oncely" in systems:
         log("W5 embedded: oncely up on SQLite (one process)")
         for r in ob.w5(w1_n, sizes.w2_jobs, sizes.w2_seconds, tmp, sizes.w1_timeout):
@@ -267,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
             "w3_jobs": sizes.w3_jobs,
             "w3_seconds": sizes.w3_seconds,
             "w4_trials": w4_trials,
+            "w7_trials": w7_trials,
+            "w7_down_s": w7_down,
             "oncely_worker_concurrency": ob.WORKER_CONCURRENCY,
             "oncely_workers": ob.WORKERS,
         },

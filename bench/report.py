@@ -396,6 +396,68 @@ def markdown(meta: dict[str, Any], results: list[Result], plots: list[str]) -> s
             "fires up to the lookahead (5 s), so the runs due meanwhile start on time and the "
             "first run the survivor creates is due about a lookahead after the kill."
         )
+    w7 = _find(results, "W7")
+    if w7:
+        out.append("")
+        out.append("## W7 — recovery after a database outage")
+        out.append("")
+        rows_w7 = []
+
+        def each(values: list[float]) -> str:
+            return ", ".join(f"{v:g}" for v in values)
+
+        for r in w7:
+            e = r.extra
+            if r.error:
+                rows_w7.append([r.store, "error: " + r.error, *[""] * 7])
+                continue
+            rows_w7.append(
+                [
+                    r.store,
+                    str(e.get("trials")),
+                    f"{e.get('shards_median_s', '—')} s ({each(e.get('shards_s', []))})",
+                    f"{e.get('first_started_median_s', '—')} s "
+                    f"({each(e.get('first_started_s', []))})",
+                    f"{e.get('on_time_median_s', '—')} s ({each(e.get('on_time_s', []))})",
+                    f"{e.get('outage_fires_ran_late', 0):,} (worst "
+                    f"{e.get('outage_fire_max_lag_s', '—')} s late)",
+                    f"{r.lost} / {e.get('folded_fires', 0)} / {e.get('missed_fires', 0)}",
+                    str(r.duplicates),
+                    f"{e.get('lost_attempts', 0)} / {e.get('started_early', 0)}",
+                ]
+            )
+        out.append(
+            _table(
+                [
+                    "outage",
+                    "trials",
+                    "ready → every shard held (median; each)",
+                    "ready → first run started",
+                    "ready → per-second fires on time (< 100 ms)",
+                    "fires due while down: ran late",
+                    "fires with no run of their own / folded / missed",
+                    "duplicates",
+                    "attempts lost / runs started early",
+                ],
+                rows_w7,
+            )
+        )
+        out.append("")
+        out.append(
+            "oncely (one `oncely scheduler`, two `oncely worker` processes) on a PostgreSQL "
+            "server of the benchmark's own (initdb + pg_ctl on a free port), 20 jobs firing "
+            "every second. Each trial stops the server with `pg_ctl stop -m fast` or "
+            "`-m immediate` (a crash), keeps it down, starts it, and measures from the instant "
+            "it accepts connections again (*ready*): until all 64 shard leases are live, until "
+            "a worker starts the first run, and until per-second fires are on time again (the "
+            "first second from which three seconds in a row have every fire started under "
+            "100 ms late; 1 s resolution). Fires due during the outage are handled by the "
+            "misfire policy: within `misfire_grace` (60 s) each runs late as its own run; "
+            "*folded* counts fires an older-than-grace run stood for (`runs.fires` - 1) and "
+            "*missed* those recorded in `missed` runs; *no run of their own* is the fires the "
+            "no-op never ran for. Manual: `python -m bench --only W7 --peers oncely --out "
+            "bench/results/w7-manual --no-plots` (~3 minutes)."
+        )
     w5 = _find(results, "W5")
     if w5:
         out.append("")

@@ -88,3 +88,24 @@ def test_quick_peer_run_drives_every_peer_end_to_end(tmp_path: Path) -> None:
                 assert r["ran"] == r["expected"] > 0, r
             else:
                 assert r["ran"] > 0, r
+
+
+@pytest.mark.timeout(150)
+def test_quick_outage_workload_reports_recovery_and_no_duplicates(tmp_path: Path) -> None:
+    """W7's harness: one short outage of its own PostgreSQL (never the shared one) is measured
+    and reported, and oncely ran no fire twice."""
+    out = tmp_path / "results"
+    data = run_quick(out, "oncely", "W7", timeout=140)
+    if "W7" in data["meta"]["skipped"]:
+        pytest.skip(data["meta"]["skipped"]["W7"])
+    [r] = [r for r in data["results"] if r["workload"] == "W7"]
+    assert r["error"] is None, r
+    e = r["extra"]
+    assert e["trials"] == 1, e
+    for field in ("shards_s", "first_started_s", "on_time_s"):
+        assert len(e[field]) == 1 and e[field][0] >= 0, (field, e)
+    assert e["outage_fires_ran_late"] > 0, e
+    assert r["duplicates"] == 0, r
+    assert e["lost_attempts"] == 0, e
+    assert e["started_early"] == 0, e
+    assert "## W7 — recovery after a database outage" in (out / "report.md").read_text("utf-8")
