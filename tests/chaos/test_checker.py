@@ -140,3 +140,20 @@ def test_each_breach_is_caught(
     assert any(problem in p for p in report.problems), report.problems
     if figure is not None:
         assert report.figures[figure[0]] == figure[1], report.text()
+
+
+def test_failover_is_measured_from_the_fault_and_not_across_an_outage() -> None:
+    seen = _clean()
+    run = _run_of(seen, "job-s", BASE + 2)
+    seen.attempts = [a for a in seen.attempts if a[0] != run]
+    seen.attempts.append((run, 1, _dt(BASE + 2.01), _dt(BASE + 6), "lost", "w1", "lease expired"))
+    seen.attempts.append((run, 2, _dt(BASE + 9), _dt(BASE + 9.1), "succeeded", "w2", None))
+    kill = Fault("kill", "worker-1", BASE + 3, BASE + 4, "")
+    report = judge(seen, _plan(), [kill])
+    assert report.ok, report.text()
+    assert str(report.figures["worst failover"]).startswith("6.00 s (kill worker-1")
+    # The same wait with a PostgreSQL restart in it is the outage's, not the kill's.
+    outage = Fault("pg_fast", "postgresql", BASE + 5, BASE + 8, "", ready=BASE + 8)
+    report = judge(seen, _plan(), [kill, outage])
+    assert not str(report.figures["worst failover"]).startswith("6.00")
+    assert str(report.figures["worst recovery"]).startswith("0.01 s")
