@@ -44,7 +44,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: under pytest-xdist a worker runs other files after these, and
+# Playwright's sync API keeps an event loop running on the main thread while it is open (a later
+# test's asyncio.run would fail). Leaving the package closes the browser and the server.
+@pytest.fixture(scope="package")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("web")
     port = _free_port()
@@ -88,7 +91,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             proc.kill()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[object]:
     if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
         pytest.fail(f"Debian's chromium is missing ({CHROMIUM}): run scripts/install")
