@@ -355,6 +355,7 @@ class App:
                         auth=compose.authenticator(store, self.clock, self.settings),
                         login_limits=compose.login_limits(self.settings),
                         metrics=exposition,
+                        metrics_public=self.settings.metrics_public,
                         service=self.service,
                     ),
                     self.settings.host,

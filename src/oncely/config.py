@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     metrics_jobs: tuple[str, ...] = ()
     """Job names that get per-job metric series (a bounded list: labels must stay few)."""
+    metrics_public: bool = False
+    """Serve ``/metrics`` without a credential. Off by default: the figures count every
+    owner's runs, so a scraper presents an admin's API key unless the port is private."""
     token_ttl: float = Field(default=900.0, ge=10, le=86_400)
     """Lifetime of an access token from ``POST /v1/auth/token``, in seconds."""
     login_attempts_per_user: int = Field(default=10, ge=1)

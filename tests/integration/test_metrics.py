@@ -40,6 +40,7 @@ def scrape_while_running(tmp_path: Path, jobs: tuple[str, ...] = ()) -> str:
             worker_lease_ttl=5,
             shutdown_grace=1,
             metrics_jobs=jobs,
+            metrics_public=True,
         )
     )
     done = threading.Event()

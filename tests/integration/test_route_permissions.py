@@ -22,7 +22,6 @@ from tests.integration.live_server import serve
 EXPECTED_PUBLIC = {
     "GET,HEAD /healthz",
     "GET,HEAD /readyz",
-    "GET,HEAD /metrics",
     "POST /v1/auth/token",
     "GET,HEAD /login",
     "POST /login",
@@ -120,3 +119,38 @@ def test_a_rule_given_by_the_router_counts() -> None:
 
     app.include_router(router)
     assert route_rules(app)["GET /v1/things"] == "requires read"
+
+
+def test_metrics_need_an_admin_unless_the_server_opens_them(tmp_path: Path) -> None:
+    """/metrics counts every owner's runs: a user's key is refused, an admin's (what a
+    Prometheus scrape presents) admitted; ``metrics_public`` opens it for a private port."""
+    from oncely.domain.principal import Role
+
+    embedded = App(f"sqlite:///{tmp_path / 'oncely.db'}")
+    auth = compose.authenticator(embedded.store, embedded.clock, embedded.settings)
+    admin = auth.create_user("root", "correct horse battery staple", role=Role.ADMIN)
+    user = auth.create_user("alice", "another long enough password")
+    _, admin_key = auth.create_api_key(admin, "prometheus")
+    _, user_key = auth.create_api_key(user, "mine")
+
+    def build(public: bool) -> FastAPI:
+        return create_http_app(
+            lambda: (True, {}),
+            auth=auth,
+            login_limits=compose.login_limits(embedded.settings),
+            metrics=lambda: b"oncely_up 1\n",
+            metrics_public=public,
+            service=embedded.service,
+        )
+
+    try:
+        with serve(build(public=False)) as url, httpx.Client(base_url=url) as http:
+            assert http.get("/metrics").status_code == 401
+            bearer = {"Authorization": f"Bearer {user_key}"}
+            assert http.get("/metrics", headers=bearer).status_code == 403
+            r = http.get("/metrics", headers={"Authorization": f"Bearer {admin_key}"})
+            assert r.status_code == 200 and r.text == "oncely_up 1\n"
+        with serve(build(public=True)) as url, httpx.Client(base_url=url) as http:
+            assert http.get("/metrics").status_code == 200
+    finally:
+        embedded.close()

@@ -11,9 +11,10 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 
-from oncely.api.auth import PUBLIC, LoginLimits, check_routes, install_auth
+from oncely.api.auth import PUBLIC, LoginLimits, check_routes, install_auth, requires
 from oncely.api.errors import BodyLimit, install_error_handlers
 from oncely.api.v1 import v1_router
+from oncely.domain.principal import Permission
 
 if TYPE_CHECKING:
     from oncely.auth import Authenticator
@@ -32,6 +33,7 @@ def create_http_app(
     auth: Authenticator | None = None,
     login_limits: LoginLimits | None = None,
     metrics: Metrics | None = None,
+    metrics_public: bool = False,
     service: Service | None = None,
 ) -> FastAPI:
     """The HTTP app. Every route declares who may call it (``oncely.api.auth``): an app with
@@ -57,12 +59,14 @@ def create_http_app(
         ready, body = await asyncio.to_thread(readiness)
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    if metrics is not None:
+    # The figures count every owner's runs: an admin's credential (Prometheus sends an API
+    # key as a bearer token) unless the server opens them (``metrics_public``, for a port
+    # that only the scrapers reach). Without authentication there is no one to admit.
+    metrics_rule = PUBLIC if metrics_public else requires(Permission.ADMIN)
+    if metrics is not None and (metrics_public or auth is not None):
         exposition = metrics
 
-        # Public like the probes: scraped by Prometheus on the internal network (see
-        # docs/operations.md); it carries counts and configured names, never run data.
-        @api.get("/metrics", dependencies=[PUBLIC], include_in_schema=False)
+        @api.get("/metrics", dependencies=[metrics_rule], include_in_schema=False)
         async def prometheus_metrics() -> Response:
             """Prometheus text format (may read the store: off the event loop)."""
             body = await asyncio.to_thread(exposition)
