@@ -143,8 +143,10 @@ def test_up_serves_health_runs_jobs_and_stops_on_sigterm(cli: Cli) -> None:
         )
         run = cli.json("runs", "list", "--job", "hi", "--state", "succeeded")[0]
         assert run["output"] == '"hello cli"'
-        # A long run in flight at SIGTERM finishes within the grace period before exit.
-        cli("jobs", "add", "nap", "--every", "1h", "--task", "nap", "--payload", '{"seconds": 2}')
+        # A long run in flight at SIGTERM finishes within the grace period before exit. The nap
+        # outlasts a few polls (each poll is a CLI process, 1-2 s on a loaded machine), so the
+        # test sees it running rather than already done.
+        cli("jobs", "add", "nap", "--every", "1h", "--task", "nap", "--payload", '{"seconds": 8}')
         napping = cli.json("jobs", "trigger", "nap")
         wait_for(lambda: _state(cli, napping["id"]) == "running", 20, "the nap to start")
         server.send_signal(signal.SIGTERM)
