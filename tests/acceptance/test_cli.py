@@ -121,8 +121,12 @@ def test_up_serves_health_runs_jobs_and_stops_on_sigterm(cli: Cli) -> None:
     try:
         wait_for(lambda: _get(port, "/healthz") == 200, 30, "/healthz")
         wait_for(lambda: _get(port, "/readyz") == 200, 30, "/readyz")
-        ready = httpx.get(f"http://127.0.0.1:{port}/readyz").json()
-        assert ready["store"] == "sqlite" and ready["scheduler"]["shards"] == 64
+        # Ready means the store answers and the loops turn; a node may be ready before its
+        # first claim commits (a node joining a cluster holds no shards at first), so the
+        # lone node is given the time of its first claims to hold all 64.
+        wait_for(lambda: _readyz(port)["scheduler"]["shards"] == 64, 30, "all 64 shards")
+        ready = _readyz(port)
+        assert ready["store"] == "sqlite"
         assert set(ready["components"]) == {"membership", "scheduler", "worker"}
         assert ready["member"]["roles"] == ["scheduler", "worker", "api"]
         cli(
@@ -176,6 +180,11 @@ def test_worker_and_scheduler_roles_on_sqlite(cli: Cli) -> None:
 def _state(cli: Cli, run_id: str) -> str:
     done = cli("runs", "show", run_id)
     return str(json.loads(done.stdout)["state"]) if done.returncode == 0 else "?"
+
+
+def _readyz(port: int) -> dict[str, Any]:
+    body: dict[str, Any] = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).json()
+    return body
 
 
 def _get(port: int, path: str) -> int:
