@@ -321,6 +321,11 @@ def main(argv: list[str] | None = None) -> int:
             for path in sorted(ob.PROFILE_DIR.glob("*.txt"))
             if path.stat().st_size
         ]
+        # The raw stacks too (collapsed format: flame graphs, or comparing two runs).
+        stacks = out / "profile-stacks"
+        stacks.mkdir(exist_ok=True)
+        for path in ob.PROFILE_DIR.glob("*.txt"):
+            shutil.copy(path, stacks / path.name)
         (out / "profile.md").write_text(
             f"# Where oncely's time goes — {meta['date'][:10]}\n\n"
             f"py-spy samples (200 Hz, all threads) of each oncely process while "

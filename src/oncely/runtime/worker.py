@@ -375,13 +375,14 @@ class Worker:
                 self._early[run.queue] = self._early.get(run.queue, 0) + 1
                 later.setdefault(run.started_at, []).append(attempt)
             else:
-                self._start(attempt)
+                self._start(attempt, now)
         loop = asyncio.get_running_loop()
         for at, group in later.items():
             loop.call_later((at - now).total_seconds(), self._start_group, group)
 
     def _start_group(self, group: list[_Attempt]) -> None:
-        early = (group[0].claimed.started_at - self.clock.now()).total_seconds()
+        now = self.clock.now()
+        early = (group[0].claimed.started_at - now).total_seconds()
         if early > 0:
             # The loop may fire a timer up to its clock resolution early; a run never starts
             # before it is due.
@@ -390,18 +391,20 @@ class Worker:
         for attempt in group:
             # Gone meanwhile: lost its lease, or released by a shutdown.
             if self._attempts.get(attempt.claimed.run_id) is attempt and attempt.task is None:
-                self._start(attempt)
+                self._start(attempt, now)
 
-    def _start(self, attempt: _Attempt) -> None:
-        run = attempt.claimed
+    def _start(self, attempt: _Attempt, now: datetime) -> None:
+        """Start a held run (``now``: read once for a whole group starting together)."""
         self._not_early(attempt)
         if time.monotonic() >= attempt.trust_until:
             # Held past the point where its lease may have been handed on (this process was
             # paused, or cut off): starting it now could run it twice.
             self._give_up(attempt, "its lease could not be trusted any more before it started")
             return
-        attempt.started_at = self.clock.now()
-        attempt.task = asyncio.create_task(self._execute(attempt), name=f"run-{run.run_id}")
+        attempt.started_at = now
+        # Unnamed: a name per task is a string per run on the hot path (the task's repr
+        # shows its coroutine, which holds the attempt).
+        attempt.task = asyncio.create_task(self._execute(attempt))
         # Bookkeeping in a done callback, not in the coroutine: a task cancelled before its
         # first step (its lease lost at once) never runs the coroutine's ``finally``, and
         # its slot would leak.
@@ -471,9 +474,10 @@ class Worker:
             )
         else:
             try:
-                outcome = await asyncio.wait_for(
-                    executor.execute(action, ctx), timeout=run.policy.timeout
-                )
+                # asyncio.timeout, not wait_for: wait_for wraps the coroutine in a second
+                # task per attempt (Python 3.11), a cost every run pays on the event loop.
+                async with asyncio.timeout(run.policy.timeout):
+                    outcome = await executor.execute(action, ctx)
             except TimeoutError:
                 return self._result(
                     attempt,

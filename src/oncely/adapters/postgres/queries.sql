@@ -307,7 +307,9 @@ FROM runs WHERE state IN ('pending', 'queued', 'retrying')
 GROUP BY queue ORDER BY queue;
 
 -- name: jobs_due
-SELECT id, owner, name, schedule, action, payload::text AS payload, policy, paused,
+-- JSON columns as text: the codec decodes each distinct schedule, action and policy once.
+SELECT id, owner, name, schedule::text AS schedule, action::text AS action,
+       payload::text AS payload, policy::text AS policy, paused,
        next_fire_at, shard, version, created_at, updated_at
 FROM jobs
 WHERE next_fire_at <= %(horizon)s AND NOT paused AND deleted_at IS NULL
@@ -425,9 +427,12 @@ WHERE r.id = c.id AND j.id = r.job_id
   -- Redundant with the join, but it lets the planner see the batch's size and probe the
   -- primary key per id instead of hashing the whole table.
   AND r.id = ANY(%(ids)b::uuid[])
-RETURNING c.ord, r.id, r.job_id, r.owner, r.queue, r.scheduled_for, r.attempt, r.failures,
-          r.token, r.started_at, r.lease_expires_at, j.name AS job_name, j.action,
-          COALESCE(r.payload, j.payload)::text AS payload, j.policy;
+-- Ids, action and policy as text: cheaper to decode than uuid and jsonb values, and the
+-- codec decodes each distinct action and policy text once (most jobs share them).
+RETURNING c.ord, r.id::text AS id, r.job_id::text AS job_id, r.owner, r.queue,
+          r.scheduled_for, r.attempt, r.failures, r.token, r.started_at, r.lease_expires_at,
+          j.name AS job_name, j.action::text AS action,
+          COALESCE(r.payload, j.payload)::text AS payload, j.policy::text AS policy;
 
 -- name: runs_heartbeat
 UPDATE runs r SET lease_expires_at = %(lease_expires_at)s
@@ -473,20 +478,29 @@ WITH accepted AS (
     SELECT DISTINCT ON (job_id) job_id, id AS run_id, outcome = 'succeeded' AS ok, finished_at
     FROM accepted WHERE outcome IN ('succeeded', 'failed', 'timed_out', 'lost')
     ORDER BY job_id, finished_at DESC, ord DESC
+), marks AS (
+    -- The jobs an outcome changes (as this statement's snapshot sees them), with their flag
+    -- before: one probe per job. A success of a job that is not failing and has no
+    -- deadline (the common case) stops here and writes nothing.
+    SELECT o.job_id, o.run_id, o.ok, o.finished_at, j.failing AS was_failing
+    FROM outcomes o JOIN jobs j ON j.id = o.job_id
+    WHERE j.failing = o.ok
+       OR (o.ok AND (j.policy ->> 'deadline' IS NOT NULL OR j.deadman_lapsed_at IS NOT NULL))
 ), job_marks AS (
-    -- A success of a job that is not failing and has no deadline writes nothing here.
+    -- The condition again on the row being updated: a concurrent batch that changed the
+    -- job first is seen after its lock is released (no second flip, no second recovery).
     UPDATE jobs j
-    SET failing = NOT o.ok,
-        deadman_lapsed_at = CASE WHEN o.ok THEN NULL ELSE j.deadman_lapsed_at END,
+    SET failing = NOT m.ok,
+        deadman_lapsed_at = CASE WHEN m.ok THEN NULL ELSE j.deadman_lapsed_at END,
         deadman_due_at = CASE
-            WHEN NOT o.ok THEN j.deadman_due_at
+            WHEN NOT m.ok THEN j.deadman_due_at
             WHEN j.policy ->> 'deadline' IS NULL THEN NULL
-            ELSE o.finished_at + make_interval(secs => (j.policy ->> 'deadline')::float8) END
-    FROM outcomes o JOIN jobs before ON before.id = o.job_id
-    WHERE j.id = o.job_id
-      AND (j.failing = o.ok
-           OR (o.ok AND (j.policy ->> 'deadline' IS NOT NULL OR j.deadman_lapsed_at IS NOT NULL)))
-    RETURNING o.run_id, o.ok AND before.failing AS recovered
+            ELSE m.finished_at + make_interval(secs => (j.policy ->> 'deadline')::float8) END
+    FROM marks m
+    WHERE j.id = m.job_id
+      AND (j.failing = m.ok
+           OR (m.ok AND (j.policy ->> 'deadline' IS NOT NULL OR j.deadman_lapsed_at IS NOT NULL)))
+    RETURNING m.run_id, m.ok AND m.was_failing AS recovered
 ), events AS (
     SELECT id AS run_id, job_id, owner, number, state, error, finished_at, 'failure' AS event,
            'failure:' || id || ':' || number AS dedupe_key
