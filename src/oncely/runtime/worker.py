@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import os
 import random
@@ -148,6 +147,8 @@ class _Attempt:
     """Held, waiting for its due time (counts against the queue's prefetch share)."""
     posted: bool = False
     """Its outcome is in the outbox."""
+    settled: bool = False
+    """Its slot is freed (``Worker._settle`` ran)."""
 
 
 class _Backoff:
@@ -253,8 +254,7 @@ class Worker:
             self._claiming = False
             # A failed loop leaves attempts behind: stop them (their leases will expire).
             for attempt in list(self._attempts.values()):
-                if attempt.task is not None and not attempt.task.done():
-                    attempt.task.cancel()
+                self._cancel(attempt)
             listen_stop.set()
             if listener is not None:
                 await asyncio.to_thread(listener.join, 5)
@@ -405,10 +405,6 @@ class Worker:
         # Unnamed: a name per task is a string per run on the hot path (the task's repr
         # shows its coroutine, which holds the attempt).
         attempt.task = asyncio.create_task(self._execute(attempt))
-        # Bookkeeping in a done callback, not in the coroutine: a task cancelled before its
-        # first step (its lease lost at once) never runs the coroutine's ``finally``, and
-        # its slot would leak.
-        attempt.task.add_done_callback(functools.partial(self._finished, attempt))
 
     def _unhold(self, attempt: _Attempt) -> None:
         """Free the slot of a held run that never started."""
@@ -426,21 +422,48 @@ class Worker:
             self._early[attempt.claimed.queue] -= 1
 
     async def _execute(self, attempt: _Attempt) -> None:
-        result = await self._attempt(attempt)
+        # Bookkeeping here rather than in a done callback (one event-loop callback less per
+        # attempt); a task cancelled before its first step never runs this, which is why
+        # every cancel goes through ``_cancel``.
+        try:
+            result = await self._attempt(attempt)
+        except asyncio.CancelledError:
+            self._settle(attempt, cancelled=True)
+            raise
+        except Exception as exc:
+            self._settle(attempt, crash=exc)
+            return
         if result is not None and not attempt.lost:
             attempt.posted = True
             self._post(result)
+        self._settle(attempt)
 
-    def _finished(self, attempt: _Attempt, task: asyncio.Task[None]) -> None:
+    def _cancel(self, attempt: _Attempt) -> None:
+        """Cancel a started attempt; its slot is freed even if its task never got to run."""
+        task = attempt.task
+        if task is None or task.done():
+            return
+        task.cancel()
+        task.add_done_callback(lambda _: self._settle(attempt, cancelled=True))
+
+    def _settle(
+        self, attempt: _Attempt, *, cancelled: bool = False, crash: Exception | None = None
+    ) -> None:
+        """Free the slot of a started attempt that ended (once, however it ended)."""
+        if attempt.settled:
+            return
+        attempt.settled = True
         run = attempt.claimed
-        if task.cancelled():
+        if cancelled:
             if not attempt.lost and not attempt.posted and not self._claiming:
                 # Shutdown: give the run back rather than leave it to expire.
                 self._post(self._result(attempt, AttemptOutcome.RELEASED, error="worker shut down"))
-        elif (exc := task.exception()) is not None and not attempt.lost and not attempt.posted:
+        elif crash is not None and not attempt.lost and not attempt.posted:
             # A bug outside the executors' own error handling: fail the attempt visibly.
-            log.error("run %s: attempt crashed", run.run_id, exc_info=exc)
-            self._post(self._result(attempt, AttemptOutcome.FAILED, error=describe_exception(exc)))
+            log.error("run %s: attempt crashed", run.run_id, exc_info=crash)
+            self._post(
+                self._result(attempt, AttemptOutcome.FAILED, error=describe_exception(crash))
+            )
         self._running[run.queue] -= 1
         # From here the outbox entry, if any, is what the heartbeat keeps alive.
         if self._attempts.get(run.run_id) is attempt:
@@ -474,10 +497,13 @@ class Worker:
             )
         else:
             try:
-                # asyncio.timeout, not wait_for: wait_for wraps the coroutine in a second
-                # task per attempt (Python 3.11), a cost every run pays on the event loop.
-                async with asyncio.timeout(run.policy.timeout):
+                if run.policy.timeout is None:
                     outcome = await executor.execute(action, ctx)
+                else:
+                    # asyncio.timeout, not wait_for: wait_for wraps the coroutine in a
+                    # second task per attempt (Python 3.11).
+                    async with asyncio.timeout(run.policy.timeout):
+                        outcome = await executor.execute(action, ctx)
             except TimeoutError:
                 return self._result(
                     attempt,
@@ -707,7 +733,7 @@ class Worker:
         if attempt.control is not None:
             attempt.control.cancel()
         if attempt.task is not None:
-            attempt.task.cancel()
+            self._cancel(attempt)
         else:
             self._unhold(attempt)
 
@@ -738,12 +764,12 @@ class Worker:
                     finished_at=now,
                 )
             )
-        tasks = [a.task for a in self._attempts.values() if a.task is not None]
-        if not tasks:
+        started = {a.task: a for a in self._attempts.values() if a.task is not None}
+        if not started:
             return
-        _, pending = await asyncio.wait(tasks, timeout=self.config.shutdown_grace)
+        _, pending = await asyncio.wait(started, timeout=self.config.shutdown_grace)
         for task in pending:
-            task.cancel()
+            self._cancel(started[task])
         if pending:
             log.warning("shutdown: releasing %d runs still going", len(pending))
             await asyncio.gather(*pending, return_exceptions=True)
