@@ -314,7 +314,18 @@ class App:
 
     def run(self, *, scheduler: bool = True, worker: bool = True, serve_http: bool = False) -> None:
         """Run until SIGTERM or SIGINT; then stop claiming, finish or release work, exit."""
-        asyncio.run(self.run_async(scheduler=scheduler, worker=worker, serve_http=serve_http))
+        from oncely.runtime.heap import freeze_startup_heap
+
+        # This call owns the process: once everything is up (the HTTP app too), what is
+        # alive stays alive, and the collector stops walking it (runtime/heap.py).
+        asyncio.run(
+            self.run_async(
+                scheduler=scheduler,
+                worker=worker,
+                serve_http=serve_http,
+                on_ready=freeze_startup_heap,
+            )
+        )
 
     async def run_async(
         self,
