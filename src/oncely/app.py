@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -20,7 +21,7 @@ from pydantic import ValidationError
 
 from oncely import compose
 from oncely.config import Settings, load_settings
-from oncely.domain.errors import InvalidInput
+from oncely.domain.errors import InvalidInput, StoreUnavailable
 from oncely.domain.ids import looks_like_id
 from oncely.domain.jobs import Job
 from oncely.domain.principal import Principal, system_principal
@@ -336,7 +337,7 @@ class App:
         stop: asyncio.Event | None = None,
         on_ready: Callable[[], None] | None = None,
     ) -> None:
-        store = await asyncio.to_thread(lambda: self.store)
+        store = await self._open_store_patiently()
         total = sum(self.settings.queues.values())
         task_threads = ThreadPoolExecutor(max_workers=max(total, 4), thread_name_prefix="task")
         executors = (
@@ -400,6 +401,27 @@ class App:
                 with contextlib.suppress(Exception):
                     await executor.aclose()
             task_threads.shutdown(wait=False, cancel_futures=True)
+
+    async def _open_store_patiently(self) -> Store:
+        """Open the store; while it is unreachable, retry on a capped backoff for up to
+        ``startup_store_wait`` seconds (a process started with, or just before, its
+        database: a reboot, a compose file, a failover) instead of exiting at once."""
+        wait = self.settings.startup_store_wait
+        deadline = time.monotonic() + wait
+        delay = 0.25
+        while True:
+            try:
+                return await asyncio.to_thread(lambda: self.store)
+            except StoreUnavailable as exc:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise StoreUnavailable(
+                        f"{exc} (waited {wait:g} s: startup_store_wait)"
+                    ) from exc
+                pause = min(delay, left)
+                log.warning("%s; retrying in %.1f s", exc, pause)
+                await asyncio.sleep(pause)
+                delay = min(delay * 2, 5.0)
 
     def status(self) -> dict[str, Any]:
         """What /readyz reports."""

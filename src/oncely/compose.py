@@ -48,7 +48,12 @@ def open_store(target: str | Store) -> Store:
         store = open_url(target)
     else:
         store = target
-    store.migrate()
+    try:
+        store.migrate()
+    except BaseException:
+        if isinstance(target, str):
+            store.close()  # ours: its pools would otherwise outlive the failed attempt
+        raise
     return store
 
 

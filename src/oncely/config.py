@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     worker_lease_ttl: float = Field(default=30.0, gt=0, le=3600)
     worker_prefetch: float = Field(default=0.5, ge=0, le=5.0)
     shutdown_grace: float = Field(default=30.0, ge=0)
+    startup_store_wait: float = Field(default=300.0, ge=0, le=86_400)
+    """Seconds a starting process waits for an unreachable store (retrying with a capped
+    backoff) before it exits with an error; 0 exits at once."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = "text"
     metrics_jobs: tuple[str, ...] = ()

@@ -26,6 +26,11 @@ class Conflict(OncelyError):
     """The request contradicts the stored state: a duplicate job name, a run that ended."""
 
 
+class StoreUnavailable(OncelyError):
+    """The store could not be reached (the database is down, restarting or unreachable):
+    worth retrying, unlike a wrong URL or a schema the process may not use."""
+
+
 class PermissionDenied(OncelyError):
     """The caller's role does not allow this (a viewer changing a job, a user creating a
     shell action). Never raised for another owner's job or run: those are ``NotFound``."""

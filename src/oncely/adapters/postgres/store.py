@@ -75,7 +75,7 @@ from oncely.adapters.postgres.backfills import PostgresBackfills
 from oncely.adapters.postgres.notify import PostgresNotifications, outbox_missed
 from oncely.adapters.postgres.pool import Pool
 from oncely.adapters.sqlfile import load_migrations, load_queries
-from oncely.domain.errors import Conflict, InvalidInput, NotFound
+from oncely.domain.errors import Conflict, InvalidInput, NotFound, StoreUnavailable
 from oncely.domain.firing import FirePlan
 from oncely.domain.ids import new_id
 from oncely.domain.jobs import Job, refuse_duplicate_names, refuse_taken_names
@@ -222,6 +222,17 @@ class PostgresStore(PostgresNotifications, PostgresBackfills):
     # -- lifecycle ------------------------------------------------------------------------
 
     def migrate(self) -> int:
+        try:
+            return self._migrate()
+        except psycopg.OperationalError as exc:
+            if not _unreachable(exc):
+                raise
+            # The connection itself failed (refused, reset, the server starting or shutting
+            # down): a starting process may wait for the database rather than exit.
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise StoreUnavailable(f"PostgreSQL is unreachable: {message}") from exc
+
+    def _migrate(self) -> int:
         key = int.from_bytes(
             hashlib.blake2b(f"oncely.migrate:{self.schema}".encode(), digest_size=8).digest(),
             "big",
@@ -1591,3 +1602,25 @@ def _apply_overlap(
 
 
 __all__ = ["PostgresStore", "notify_channel"]
+
+
+def _unreachable(exc: psycopg.OperationalError) -> bool:
+    """A failure to reach the server, worth waiting out (refused, timed out, reset, the
+    server starting or shutting down), unlike a wrong password, role or database: waiting
+    would not fix those. libpq reports connection failures without a SQLSTATE, so those
+    are told apart by the server's message (an unknown, e.g. localized, one is waited on:
+    the wait is bounded)."""
+    state = exc.sqlstate
+    if state is not None:
+        return state.startswith(("08", "57P"))
+    text = str(exc)
+    return not any(marker in text for marker in _PERMANENT_CONNECT_ERRORS)
+
+
+_PERMANENT_CONNECT_ERRORS = (
+    "does not exist",  # database or role
+    "authentication failed",
+    "pg_hba.conf",
+    "permission denied",
+    "invalid connection option",
+)
