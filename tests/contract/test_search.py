@@ -10,7 +10,7 @@ from oncely.domain.firing import plan_fires
 from oncely.domain.ids import new_id
 from oncely.domain.policy import Policy
 from oncely.domain.runs import RunState
-from oncely.ports.store import JobQuery, RunQuery, Store
+from oncely.ports.store import ClaimParams, JobQuery, RunQuery, Store
 from tests.contract.conftest import T0, later, make_job
 
 TTL = timedelta(seconds=30)
@@ -167,3 +167,22 @@ def test_job_count_matches_the_search_filters_within_the_owner_up_to_a_cap(store
     assert count(cap=2) == 2
     store.job_delete("alice", jobs[0].id, now=later(1))
     assert count() == 2
+
+
+def test_run_search_by_worker_is_a_prefix_of_the_latest_attempts_worker(store: Store) -> None:
+    job = make_job(name="w", policy=Policy(queue="w"))
+    store.job_create(job, now=T0)
+    runs = [store.job_trigger("alice", job.id, run_id=new_id(i), now=later(i)) for i in range(3)]
+    for worker in ("worker:h1:10:aa", "worker:h2:20:bb"):
+        claimed = store.run_claim(ClaimParams(worker, "w", 1, later(5), TTL))
+        assert len(claimed) == 1
+
+    def ids(owner: str | None, worker: str) -> list[str]:
+        return [r.id for r in store.run_search(owner, RunQuery(worker=worker))]
+
+    first, second = runs[0].id, runs[1].id  # claimed in due order
+    assert ids("alice", "worker:h1:10:aa") == [first]
+    assert ids("alice", "worker:h2") == [second]
+    assert ids(None, "worker:h") == [second, first]  # newest first; the waiting run has none
+    assert ids("alice", "h1") == []  # a prefix, not "contains"
+    assert ids("bob", "worker:h") == []  # never another owner's runs

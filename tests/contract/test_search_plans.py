@@ -34,6 +34,7 @@ RUN_PARAMS: dict[str, Any] = {
     "states": None,
     "since": None,
     "until": None,
+    "worker": "worker:host",
     "before_at": None,
     "before_id": None,
     "limit": 50,

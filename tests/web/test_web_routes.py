@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -17,6 +18,7 @@ from oncely.api.auth import route_rules
 from oncely.api.server import create_http_app
 from oncely.auth import Authenticator
 from oncely.config import Settings
+from oncely.ports.store import ClaimParams
 from tests.integration.live_server import serve
 
 WEB_PUBLIC = {"GET /login", "POST /login", "POST /logout", "GET /static/{name}"}
@@ -88,3 +90,38 @@ def test_the_login_form_needs_its_csrf_token(app: FastAPI) -> None:
         r = other.post("/login", data={"username": "x", "password": "y", "csrf": token[1]})
         assert r.status_code == 403
         other.close()
+
+
+def test_the_runs_worker_filter_searches_every_run_not_one_page(tmp_path: Path) -> None:
+    # Found in review: the filter kept the rows of the current page that matched, so a
+    # worker whose runs were older than the first page showed an empty page.
+    embedded = oncely.App(settings=Settings(store=f"sqlite:///{tmp_path / 'w.db'}"))  # type: ignore[call-arg]
+    store = embedded.store
+    auth = Authenticator(store, embedded.clock)
+    auth.bootstrap_admin(
+        {"ONCELY_ADMIN_USER": "root", "ONCELY_ADMIN_PASSWORD": "a long passphrase"}
+    )
+    embedded.add_job("w", cron="0 0 1 1 *", task="noop", queue="wq")
+    embedded.trigger("w")  # the oldest run: claimed by the worker searched for
+    claimed = store.run_claim(
+        ClaimParams("worker:far-host:1:aa", "wq", 1, embedded.clock.now(), timedelta(seconds=60))
+    )
+    assert len(claimed) == 1
+    for _ in range(60):  # newer runs than a whole page, none of them that worker's
+        embedded.trigger("w")
+    app = create_http_app(lambda: (True, {}), auth=auth, service=embedded.service)
+    try:
+        with serve(app) as url, httpx.Client(base_url=url) as http:
+            page = http.get("/login")
+            token = re.search(r'name="csrf" value="([0-9a-f]{64})"', page.text)
+            assert token
+            form = {"username": "root", "password": "a long passphrase", "csrf": token[1]}
+            assert http.post("/login", data=form).status_code == 303
+            found = http.get("/runs", params={"worker": "worker:far-host"})
+            assert found.status_code == 200
+            assert claimed[0].run_id in found.text
+            assert found.text.count('href="/runs/') == 1
+            none = http.get("/runs", params={"worker": "worker:elsewhere"})
+            assert claimed[0].run_id not in none.text and 'href="/runs/' not in none.text
+    finally:
+        embedded.close()

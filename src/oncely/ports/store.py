@@ -285,7 +285,9 @@ class JobQuery:
 class RunQuery:
     """A page of runs newest first by (scheduled_for, id), filtered. ``before`` is the
     (scheduled_for, id) of the last run of the previous page; ``since`` (inclusive) and
-    ``until`` (exclusive) bound ``scheduled_for``; ``states`` match the stored state."""
+    ``until`` (exclusive) bound ``scheduled_for``; ``states`` match the stored state;
+    ``worker`` is a prefix of the worker id of the run's latest attempt (a whole id, or
+    ``worker:host`` for every worker of a host)."""
 
     limit: int = 100
     before: tuple[datetime, str] | None = None
@@ -293,6 +295,7 @@ class RunQuery:
     states: Sequence[RunState] | None = None
     since: datetime | None = None
     until: datetime | None = None
+    worker: str | None = None
 
 
 PRUNABLE_STATES = (RunState.SUCCEEDED, RunState.SKIPPED, RunState.MISSED, RunState.CANCELLED)

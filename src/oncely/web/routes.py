@@ -669,16 +669,14 @@ def web_router(service: Service, limits: LoginLimits | None = None) -> APIRouter
             ),
             since=_aware(since, "since"),
             until=_aware(until, "until"),
+            # In the query, not over the page: a page of another worker's runs would show
+            # empty with a "next" link. A prefix: a whole worker id, or "worker:host".
+            worker=worker.strip() or None,
         )
         found = service.runs.search(who, query)
         page, more = found[:PAGE], len(found) > PAGE
         t = now()
-        shown = [
-            r
-            for r in page
-            if (not worker or (r.worker_id or "").find(worker) >= 0)
-            and (st is None or r.state_at(t) is st)
-        ]
+        shown = [r for r in page if st is None or r.state_at(t) is st]
         filters = {"state": state, "job": job, "worker": worker, "since": since, "until": until}
         base = {k: v for k, v in filters.items() if v}
         next_url = (

@@ -575,6 +575,7 @@ WHERE r.job_id = %(job_id)s::uuid AND (%(owner)s::text IS NULL OR r.owner = %(ow
   AND (%(states)b::text[] IS NULL OR r.state = ANY(%(states)b))
   AND (%(since)s::timestamptz IS NULL OR r.scheduled_for >= %(since)s::timestamptz)
   AND (%(until)s::timestamptz IS NULL OR r.scheduled_for < %(until)s::timestamptz)
+  AND (%(worker)s::text IS NULL OR starts_with(r.worker_id, %(worker)s::text))
   AND (%(before_at)s::timestamptz IS NULL
        OR (r.scheduled_for, r.id) < (%(before_at)s::timestamptz, %(before_id)s::uuid))
 ORDER BY r.scheduled_for DESC, r.id DESC
@@ -586,6 +587,7 @@ WHERE r.owner = %(owner)s::text
   AND (%(states)b::text[] IS NULL OR r.state = ANY(%(states)b))
   AND (%(since)s::timestamptz IS NULL OR r.scheduled_for >= %(since)s::timestamptz)
   AND (%(until)s::timestamptz IS NULL OR r.scheduled_for < %(until)s::timestamptz)
+  AND (%(worker)s::text IS NULL OR starts_with(r.worker_id, %(worker)s::text))
   AND (%(before_at)s::timestamptz IS NULL
        OR (r.scheduled_for, r.id) < (%(before_at)s::timestamptz, %(before_id)s::uuid))
 ORDER BY r.scheduled_for DESC, r.id DESC
@@ -597,6 +599,7 @@ WHERE true
   AND (%(states)b::text[] IS NULL OR r.state = ANY(%(states)b))
   AND (%(since)s::timestamptz IS NULL OR r.scheduled_for >= %(since)s::timestamptz)
   AND (%(until)s::timestamptz IS NULL OR r.scheduled_for < %(until)s::timestamptz)
+  AND (%(worker)s::text IS NULL OR starts_with(r.worker_id, %(worker)s::text))
   AND (%(before_at)s::timestamptz IS NULL
        OR (r.scheduled_for, r.id) < (%(before_at)s::timestamptz, %(before_id)s::uuid))
 ORDER BY r.scheduled_for DESC, r.id DESC

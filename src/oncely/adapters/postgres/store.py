@@ -1051,6 +1051,7 @@ class PostgresStore(PostgresNotifications, PostgresBackfills):
                 "states": None if query.states is None else [str(s) for s in query.states],
                 "since": query.since,
                 "until": query.until,
+                "worker": query.worker or None,
                 "before_at": None if query.before is None else query.before[0],
                 "before_id": before_uid,
                 "limit": query.limit,

@@ -293,6 +293,7 @@ WHERE r.job_id = :job_id AND (:owner IS NULL OR r.owner = :owner)
   AND (:states IS NULL OR r.state IN (SELECT value FROM json_each(:states)))
   AND (:since IS NULL OR r.scheduled_for >= :since)
   AND (:until IS NULL OR r.scheduled_for < :until)
+  AND (:worker IS NULL OR substr(r.worker_id, 1, length(:worker)) = :worker)
   AND (:before_at IS NULL OR r.scheduled_for < :before_at
        OR (r.scheduled_for = :before_at AND r.id < :before_id))
 ORDER BY r.scheduled_for DESC, r.id DESC
@@ -304,6 +305,7 @@ WHERE r.owner = :owner
   AND (:states IS NULL OR r.state IN (SELECT value FROM json_each(:states)))
   AND (:since IS NULL OR r.scheduled_for >= :since)
   AND (:until IS NULL OR r.scheduled_for < :until)
+  AND (:worker IS NULL OR substr(r.worker_id, 1, length(:worker)) = :worker)
   AND (:before_at IS NULL OR r.scheduled_for < :before_at
        OR (r.scheduled_for = :before_at AND r.id < :before_id))
 ORDER BY r.scheduled_for DESC, r.id DESC
@@ -315,6 +317,7 @@ WHERE 1 = 1
   AND (:states IS NULL OR r.state IN (SELECT value FROM json_each(:states)))
   AND (:since IS NULL OR r.scheduled_for >= :since)
   AND (:until IS NULL OR r.scheduled_for < :until)
+  AND (:worker IS NULL OR substr(r.worker_id, 1, length(:worker)) = :worker)
   AND (:before_at IS NULL OR r.scheduled_for < :before_at
        OR (r.scheduled_for = :before_at AND r.id < :before_id))
 ORDER BY r.scheduled_for DESC, r.id DESC

@@ -979,6 +979,7 @@ class SqliteStore(SqliteNotifications, SqliteBackfills):
                 else json.dumps([str(s) for s in query.states]),
                 "since": _us(query.since),
                 "until": _us(query.until),
+                "worker": query.worker or None,
                 "before_at": None if query.before is None else to_micros(query.before[0]),
                 "before_id": None if query.before is None else query.before[1],
                 "limit": query.limit,
