@@ -10,7 +10,8 @@ from typing import Any
 
 import click
 
-from oncely.cli.imports import _app, _errors
+from oncely.cli.errors import cli_errors
+from oncely.cli.imports import _app
 from oncely.domain.backfill import DEFAULT_RATE, Backfill
 
 
@@ -55,7 +56,7 @@ def backfill_command(
     """Run JOB's fires of a past period: first shows them (count, first, last, a sample);
     with --yes creates them as runs, each fire at most once (a fire that already has a run,
     from its time or an earlier backfill, is left alone), under the job's overlap policy."""
-    with _app(ctx) as app, _errors():
+    with _app(ctx) as app, cli_errors():
         plan = app.service.backfills.preview(app.principal, job, start, end, rate=rate)
         made = (
             app.service.backfills.create(app.principal, job, start, end, rate=rate) if yes else None
@@ -99,7 +100,7 @@ def backfill_command(
 @click.pass_context
 def backfills_command(ctx: click.Context, job: str, as_json: bool) -> None:
     """List JOB's backfills, newest first."""
-    with _app(ctx) as app, _errors():
+    with _app(ctx) as app, cli_errors():
         found = app.service.backfills.list(app.principal, job)
     if as_json:
         click.echo(json.dumps([_backfill_json(b) for b in found], indent=2))
@@ -118,7 +119,7 @@ def backfills_command(ctx: click.Context, job: str, as_json: bool) -> None:
 @click.pass_context
 def backfill_cancel_command(ctx: click.Context, backfill_id: str) -> None:
     """Cancel a backfill: its runs that have not started are cancelled."""
-    with _app(ctx) as app, _errors():
+    with _app(ctx) as app, cli_errors():
         done = app.service.backfills.cancel(app.principal, backfill_id)
     click.echo(f"backfill {done.id} cancelled: {done.cancelled} runs cancelled")
 

@@ -15,6 +15,7 @@ from typing import TextIO
 
 import click
 
+from oncely.cli.errors import EXIT_INVALID
 from oncely.domain.actions import ShellAction
 from oncely.domain.crontab import ExportItem, parse_crontab, render_crontab
 from oncely.domain.describe import schedule_in_words
@@ -22,7 +23,6 @@ from oncely.domain.errors import InvalidInput, OncelyError
 from oncely.domain.jobs import Job
 from oncely.domain.schedule import CronSchedule, next_fire, schedule_to_dict
 
-EXIT_INVALID = 2
 _PAGE = 500
 
 

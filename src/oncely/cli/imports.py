@@ -13,33 +13,12 @@ from typing import Any, TextIO
 import click
 
 from oncely.cli.crontab import _all_jobs, export_group
+from oncely.cli.errors import EXIT_INVALID, cli_errors
 from oncely.domain.crontab import CrontabProblem
 from oncely.domain.describe import schedule_in_words
-from oncely.domain.errors import Conflict, InvalidInput, NotFound, OncelyError
 from oncely.domain.jobsfile import dump_jobs
 from oncely.domain.schedule import schedule_to_dict
 from oncely.service.imports import ImportReport
-
-EXIT_INVALID, EXIT_NOT_FOUND, EXIT_CONFLICT = 2, 3, 4
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    try:
-        yield
-    except InvalidInput as exc:
-        where = f" ({exc.field})" if exc.field else ""
-        click.echo(f"error{where}: {exc}", err=True)
-        sys.exit(EXIT_INVALID)
-    except NotFound as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_NOT_FOUND)
-    except Conflict as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_CONFLICT)
-    except OncelyError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
 
 
 def _local_only(ctx: click.Context) -> None:
@@ -60,7 +39,7 @@ def _app(ctx: click.Context) -> Iterator[Any]:
 
     obj = ctx.find_root().obj or {}
     _local_only(ctx)
-    with _errors():
+    with cli_errors():
         settings = load_settings(obj.get("config"), store=obj.get("store"))
     app = App(settings=settings, owner=obj.get("owner") or "default")
     try:
@@ -106,7 +85,7 @@ def import_crontab(
     updates its job. If any line cannot be imported, nothing is (exit 2) unless
     --skip-invalid. FILE may be - for standard input."""
     text = file.read()
-    with _app(ctx) as app, _errors():
+    with _app(ctx) as app, cli_errors():
         report = app.service.imports.crontab(
             app.principal,
             text,
@@ -185,7 +164,7 @@ def import_json(ctx: click.Context, file: TextIO, dry_run: bool) -> None:
     """Create or update this owner's jobs from a file written by oncely export json (by
     name; identical jobs are left alone; all or nothing). FILE may be -."""
     text = file.read()
-    with _app(ctx) as app, _errors():
+    with _app(ctx) as app, cli_errors():
         report = app.service.imports.jobs_json(app.principal, text, dry_run=dry_run)
     would = "" if report.applied else "would be "
     for name in report.created:
@@ -206,6 +185,6 @@ def export_json(ctx: click.Context, output: TextIO) -> None:
     """Write every job of this owner as JSON (every field but ids and timestamps), for
     backups and moving between stores: oncely import json reads it back."""
     _local_only(ctx)
-    with _errors():
+    with cli_errors():
         jobs = list(_all_jobs(ctx))
     output.write(dump_jobs(jobs))

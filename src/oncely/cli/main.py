@@ -14,8 +14,7 @@ import json
 import logging
 import shlex
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -25,46 +24,21 @@ from oncely import app as app_module
 from oncely import wire
 from oncely.app import App
 from oncely.cli.backend import Backend, LocalBackend, RemoteBackend, save_token, saved_token
+from oncely.cli.errors import EXIT_INVALID, cli_errors
 from oncely.config import Settings, load_settings, parse_queues
-from oncely.domain.errors import Conflict, InvalidInput, NotFound, OncelyError, PermissionDenied
+from oncely.domain.errors import InvalidInput
 from oncely.domain.jobs import Job
 from oncely.domain.runs import Run
 from oncely.observe.logs import configure_logging
 from oncely.observe.redact import masked_url as _masked_url
 from oncely.runtime.engine import ComponentFailed
 
-EXIT_INVALID, EXIT_NOT_FOUND, EXIT_CONFLICT, EXIT_FORBIDDEN = 2, 3, 4, 5
 _D = wire.JobFields()
-
-
-@contextmanager
-def _errors(using: str | None = None) -> Iterator[None]:
-    """Exit with a message and a code for each kind of error; a lookup that finds nothing
-    says which store or server it looked in (``using``)."""
-    try:
-        yield
-    except InvalidInput as exc:
-        where = f" ({exc.field})" if exc.field else ""
-        click.echo(f"error{where}: {exc}", err=True)
-        sys.exit(EXIT_INVALID)
-    except NotFound as exc:
-        suffix = f"; looked in {using}" if using else ""
-        click.echo(f"error: {exc}{suffix}", err=True)
-        sys.exit(EXIT_NOT_FOUND)
-    except PermissionDenied as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_FORBIDDEN)
-    except Conflict as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_CONFLICT)
-    except OncelyError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
 
 
 def _settings(ctx: click.Context, **overrides: Any) -> Settings:
     obj = ctx.obj or {}
-    with _errors():
+    with cli_errors():
         return load_settings(
             obj.get("config"),
             store=obj.get("store"),
@@ -194,7 +168,7 @@ def _serve(
     settings = _settings(ctx, **overrides)
     configure_logging(settings.log_level, settings.log_format)  # flags won over settings
     app = _load_app(app_spec, settings)
-    with _errors():
+    with cli_errors():
         if serve_http:
             # A log line (not a bare echo) so that --log-format json stays all JSON.
             logging.getLogger("oncely").info(
@@ -216,7 +190,7 @@ def _serve(
 def _queues(queues: str | None, concurrency: int | None) -> dict[str, int] | None:
     if queues is None and concurrency is None:
         return None
-    with _errors():
+    with cli_errors():
         return parse_queues(queues or "default", concurrency or 10)
 
 
@@ -336,7 +310,7 @@ def db_migrate(ctx: click.Context) -> None:
     from oncely.adapters.factory import open_store
 
     settings = _settings(ctx)
-    with _errors():
+    with cli_errors():
         store = open_store(settings.store)
         version = store.migrate()
         store.close()
@@ -463,7 +437,7 @@ def jobs_add(
 ) -> None:
     """Create a job."""
     backend = _backend(ctx)
-    with _errors(backend.where):
+    with cli_errors(backend.where):
         http: dict[str, Any] | None = None
         if http_url:
             parsed_headers: dict[str, str] = {}
@@ -533,7 +507,7 @@ def jobs_add(
 def jobs_list(ctx: click.Context, limit: int, as_json: bool) -> None:
     """List jobs."""
     backend = _backend(ctx)
-    with _errors(backend.where):
+    with cli_errors(backend.where):
         found = backend.list_jobs(limit=limit)
 
     def table() -> None:
@@ -558,7 +532,7 @@ def _job_command(name: str, help_text: str, act: Callable[[Backend, str], Any]) 
     @click.pass_context
     def command(ctx: click.Context, job: str, as_json: bool) -> None:
         backend = _backend(ctx)
-        with _errors(backend.where):
+        with cli_errors(backend.where):
             result = act(backend, job)
         if isinstance(result, wire.JobOut):
             data = result.model_dump(mode="json")
@@ -593,7 +567,7 @@ def jobs_show(ctx: click.Context, job: str, count: int, as_json: bool) -> None:
     from oncely.domain.schedule import schedule_from_dict
 
     backend = _backend(ctx)
-    with _errors(backend.where):
+    with cli_errors(backend.where):
         found = backend.find_job(job)
         # The wire model carries the whole schedule, so the preview is computed here, from the
         # same domain code as the scheduler's, whether the job came from a store or a server.
@@ -655,7 +629,7 @@ def runs_list(
 ) -> None:
     """List runs, newest first."""
     backend = _backend(ctx)
-    with _errors(backend.where):
+    with cli_errors(backend.where):
         found = backend.list_runs(job, states=list(states) or None, limit=limit)
 
     def table() -> None:
@@ -680,7 +654,7 @@ def runs_list(
 def runs_show(ctx: click.Context, run_id: str) -> None:
     """Show a run and its attempts (JSON)."""
     backend = _backend(ctx)
-    with _errors(backend.where):
+    with cli_errors(backend.where):
         run = backend.get_run(run_id)
     click.echo(json.dumps(run.model_dump(mode="json"), indent=2))
     backend.close()
@@ -692,7 +666,7 @@ def runs_show(ctx: click.Context, run_id: str) -> None:
 def runs_requeue(ctx: click.Context, run_id: str) -> None:
     """Queue a dead run again with a fresh retry budget."""
     backend = _backend(ctx)
-    with _errors(backend.where):
+    with cli_errors(backend.where):
         run = backend.requeue(run_id)
     click.echo(f"run {run.id} queued")
     backend.close()
@@ -704,7 +678,7 @@ def runs_requeue(ctx: click.Context, run_id: str) -> None:
 def runs_cancel(ctx: click.Context, run_id: str) -> None:
     """Cancel a waiting or running run."""
     backend = _backend(ctx)
-    with _errors(backend.where):
+    with cli_errors(backend.where):
         run = backend.cancel(run_id)
     click.echo(f"run {run.id} cancelled")
     backend.close()

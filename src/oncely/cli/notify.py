@@ -9,7 +9,6 @@ checked and never printed unmasked; a webhook's secret printed once, when it is 
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -19,41 +18,20 @@ import click
 
 from oncely import wire
 from oncely.app import App
+from oncely.cli.errors import cli_errors
 from oncely.config import load_settings
-from oncely.domain.errors import Conflict, InvalidInput, NotFound, OncelyError, PermissionDenied
 from oncely.domain.principal import system_principal
 from oncely.service.notifications import NotificationService
-
-EXIT_INVALID, EXIT_NOT_FOUND, EXIT_CONFLICT = 2, 3, 4
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    try:
-        yield
-    except InvalidInput as exc:
-        where = f" ({exc.field})" if exc.field else ""
-        click.echo(f"error{where}: {exc}", err=True)
-        sys.exit(EXIT_INVALID)
-    except NotFound as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_NOT_FOUND)
-    except Conflict as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_CONFLICT)
-    except (PermissionDenied, OncelyError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
 
 
 @contextmanager
 def _service(ctx: click.Context) -> Iterator[tuple[NotificationService, App]]:
     obj = ctx.obj or {}
-    with _errors():
+    with cli_errors():
         settings = load_settings(obj.get("config"), store=obj.get("store"))
         app = App(settings=settings, owner=obj.get("owner") or "default")
     try:
-        with _errors():
+        with cli_errors():
             yield app.service.notifications, app
     finally:
         app.close()

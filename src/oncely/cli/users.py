@@ -19,31 +19,11 @@ from typing import Any
 import click
 
 from oncely.auth import Authenticator
+from oncely.cli.errors import EXIT_INVALID, cli_errors
 from oncely.config import load_settings
-from oncely.domain.errors import Conflict, InvalidInput, NotFound, OncelyError
+from oncely.domain.errors import InvalidInput, NotFound
 from oncely.domain.principal import Role
 from oncely.domain.users import ApiKey, User, validate_role
-
-EXIT_INVALID, EXIT_NOT_FOUND, EXIT_CONFLICT = 2, 3, 4
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    try:
-        yield
-    except InvalidInput as exc:
-        where = f" ({exc.field})" if exc.field else ""
-        click.echo(f"error{where}: {exc}", err=True)
-        sys.exit(EXIT_INVALID)
-    except NotFound as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_NOT_FOUND)
-    except Conflict as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_CONFLICT)
-    except OncelyError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
 
 
 @contextmanager
@@ -51,11 +31,11 @@ def _auth(ctx: click.Context) -> Iterator[Authenticator]:
     from oncely import compose
 
     obj = ctx.obj or {}
-    with _errors():
+    with cli_errors():
         settings = load_settings(obj.get("config"), store=obj.get("store"))
         store = compose.open_store(settings.store)
     try:
-        with _errors():
+        with cli_errors():
             yield Authenticator(
                 store, compose.pick_clock(store), token_ttl=timedelta(seconds=settings.token_ttl)
             )
@@ -149,7 +129,7 @@ def users_create(
         click.echo("error: --admin and --role disagree", err=True)
         sys.exit(EXIT_INVALID)
     chosen = Role.ADMIN if admin else validate_role(role or Role.USER.value)
-    with _errors():
+    with cli_errors():
         password = _read_password(password_stdin)
     with _auth(ctx) as auth:
         user = auth.create_user(name, password, role=chosen, owner=owner, actor=_actor())
@@ -205,7 +185,7 @@ def users_enable(ctx: click.Context, name: str) -> None:
 @click.pass_context
 def users_set_password(ctx: click.Context, name: str, password_stdin: bool) -> None:
     """Set a user's password (prompts for it)."""
-    with _errors():
+    with cli_errors():
         password = _read_password(password_stdin)
     with _auth(ctx) as auth:
         auth.set_password(_user(auth, name).id, password, actor=_actor())
