@@ -6,17 +6,13 @@ requests); ``live`` is the same app behind a real uvicorn server on a loopback p
 from __future__ import annotations
 
 import shutil
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -25,6 +21,7 @@ from oncely.api.server import create_http_app
 from oncely.auth import Authenticator
 from oncely.config import Settings
 from oncely.domain.principal import Role
+from tests.integration.live_server import serve
 
 PASSWORD = "correct horse battery staple"
 USERS = {
@@ -103,26 +100,6 @@ def rest(tmp_path: Path) -> Iterator[Rest]:
     with TestClient(asgi, base_url="http://oncely", raise_server_exceptions=False) as http:
         yield Rest(app, asgi, keys, http)
     app.close()
-
-
-@contextmanager
-def serve(asgi: Any) -> Iterator[str]:
-    """Serve on a free loopback port in a thread; yield the base URL."""
-    config = uvicorn.Config(asgi, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True, name="test-api")
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 @pytest.fixture
