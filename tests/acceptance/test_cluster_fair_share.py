@@ -135,11 +135,18 @@ def test_schedulers_share_the_shards_fairly_and_every_fire_runs_once(
     from_s2 = [t for t in shown_takeovers if f":{s2.pid}:" in t[1]]
     assert len([t for t in from_s2 if t[0].startswith("shard:")]) == 21
 
-    takeovers_before = _sql(pg_url, pg_schema, "SELECT count(*) FROM lease_takeovers")
     s5.stop()  # SIGTERM: it releases its shards and leaves at once
     left = shares.wait([s1, s3, s4], [21, 21, 22], LEASE_TTL, "the others to take its share")
     print(f"SIGTERM -> 22/21/21 in {left:.2f} s")
-    assert _sql(pg_url, pg_schema, "SELECT count(*) FROM lease_takeovers") == takeovers_before
+    # Released, not expired: nothing of s5's is ever taken over. (Only s5's leases are
+    # counted: a lease s2 held besides its shards, such as the notification service's,
+    # may be taken over late, in this window, when its own loop next looks.)
+    assert not _sql(
+        pg_url,
+        pg_schema,
+        "SELECT name FROM lease_takeovers WHERE old_holder LIKE %s",
+        f"%:{s5.pid}:%",
+    )
     assert not _sql(pg_url, pg_schema, "SELECT 1 FROM members WHERE pid = %s", s5.pid), (
         "a stopped member deletes its row"
     )
