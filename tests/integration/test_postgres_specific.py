@@ -389,7 +389,75 @@ def test_hot_queries_use_their_partial_indexes(store: PostgresStore, pg_url: str
         next_due = _plan(conn, "runs_next_due", {"queues": ["q1", "q2"]})
         assert "runs_due" in next_due, next_due
         expired = _plan(conn, "runs_expired", {"now": later(5), "limit": 100})
-        assert "runs_lease" in expired, expired
+        # Along a partial index of running runs (runs_running, or runs_live, which holds
+        # the running and retrying ones): never a pass over the history.
+        assert "runs_running" in expired or "runs_live" in expired, expired
+        assert "Seq Scan on runs" not in expired, expired
+
+
+def test_a_succeeded_attempt_is_kept_in_its_run_row_only(
+    store: PostgresStore, pg_url: str
+) -> None:
+    """One row less per successful fire: the succeeded attempt is not copied into attempts,
+    and attempt_list still shows it, after the failed attempts that did get a row."""
+    job = store.job_create(make_job(policy=Policy(max_retries=2, base_delay=1)), now=T0)
+    _bulk_runs(store, pg_url, job.id, 2)
+    first, second = _claim(store, 2)
+    done = _success(first, later(2))
+    failed = AttemptResult(
+        **{
+            **_success(second, later(2)).__dict__,
+            "outcome": AttemptOutcome.FAILED,
+            "error": "boom",
+            "decision": decide_after_attempt(AttemptOutcome.FAILED, 0, second.policy, later(2)),
+        }
+    )
+    assert store.run_complete([done, failed]) == [True, True]
+    [retried] = _claim(store, 1, now=later(10))
+    assert retried.run_id == second.run_id and retried.attempt == 2
+    ok = AttemptResult(**{**_success(retried, later(11)).__dict__, "output": "fine"})
+    assert store.run_complete([ok]) == [True]
+    with _sql(store, pg_url) as conn:
+        rows = conn.execute("SELECT run_id::text, number, outcome FROM attempts").fetchall()
+    assert rows == [(second.run_id, 1, "failed")]
+
+    [only] = store.attempt_list(None, first.run_id)
+    assert (only.number, only.token, only.worker_id) == (1, first.token, "w1")
+    assert only.outcome is AttemptOutcome.SUCCEEDED
+    assert (only.started_at, only.finished_at) == (first.started_at, later(2))
+    both = store.attempt_list(None, second.run_id)
+    assert [(a.number, a.outcome, a.error) for a in both] == [
+        (1, AttemptOutcome.FAILED, "boom"),
+        (2, AttemptOutcome.SUCCEEDED, None),
+    ]
+    assert both[1].output == "fine" and both[1].token == retried.token
+    assert store.attempt_list("someone-else", second.run_id) == []
+
+
+def test_a_heartbeat_is_a_hot_update(store: PostgresStore, pg_url: str) -> None:
+    """A renewal writes no index entry when its page has room: no index of runs is keyed on
+    the lease's expiry. (A heartbeat renews every running run every few seconds; a non-HOT
+    renewal was a new entry in each of the table's indexes per run and per beat.)"""
+    job = store.job_create(make_job(), now=T0)
+    _bulk_runs(store, pg_url, job.id, 200)
+    claimed = _claim(store, 200)[::10]  # a few runs per page: HOT needs room on the page
+    with _sql(store, pg_url) as conn:
+        conn.execute("VACUUM runs")  # what pruning on access does in a live table
+    with _sql(store, pg_url) as conn, conn.transaction():
+        conn.execute(
+            Q["runs_heartbeat"],
+            {
+                "ids": [uuid.UUID(c.run_id) for c in claimed],
+                "tokens": [c.token for c in claimed],
+                "worker_id": "w1",
+                "lease_expires_at": later(60),
+            },
+        )
+        row = conn.execute(
+            "SELECT pg_stat_get_xact_tuples_updated('runs'::regclass),"
+            " pg_stat_get_xact_tuples_hot_updated('runs'::regclass)"
+        ).fetchone()
+    assert row == (20, 20), f"(renewed, of which HOT): {row}"
 
 
 def test_a_large_batch_takes_a_bounded_number_of_statements(

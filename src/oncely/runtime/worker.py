@@ -23,6 +23,8 @@ Design notes:
   Outbox entries are still heartbeated: their lease must outlive the flush. An outcome stays
   in the outbox until the store answers, across a database outage: it is recorded if the
   run is still ours (not reaped), so an attempt that finished is not run a second time.
+  An outcome keeps its slot until recorded: a worker whose recording falls behind claims
+  less, instead of piling up outcomes whose leases every heartbeat must renew.
 - Every write carries the attempt's fencing token; the store refuses stale ones. A worker
   that was frozen (SIGSTOP, GC, a network partition) past its lease records nothing.
 - **Lease trust.** The store's refusal protects the store, not the world: a worker cut off
@@ -198,6 +200,8 @@ class Worker:
         self._running: dict[str, int] = dict.fromkeys(self.config.queues, 0)
         self._early: dict[str, int] = dict.fromkeys(self.config.queues, 0)
         self._outbox: list[AttemptResult] = []
+        # Outcomes whose slot stays taken until the store has them: run id -> queue.
+        self._slot_of: dict[str, str] = {}
         self._outbox_event = asyncio.Event()
         self._wakes: dict[str, asyncio.Event] = {q: asyncio.Event() for q in self.config.queues}
         self._loop_at: dict[str, float] = {}
@@ -435,7 +439,7 @@ class Worker:
             return
         if result is not None and not attempt.lost:
             attempt.posted = True
-            self._post(result)
+            self._post(result, slot=attempt.claimed.queue)
         self._settle(attempt)
 
     def _cancel(self, attempt: _Attempt) -> None:
@@ -464,11 +468,16 @@ class Worker:
             self._post(
                 self._result(attempt, AttemptOutcome.FAILED, error=describe_exception(crash))
             )
-        self._running[run.queue] -= 1
         # From here the outbox entry, if any, is what the heartbeat keeps alive.
         if self._attempts.get(run.run_id) is attempt:
             del self._attempts[run.run_id]
-        wake = self._wakes.get(run.queue)
+        if not attempt.posted:
+            self._free_slot(run.queue)
+        # A posted outcome keeps its slot until the store has it (``_flush_all``).
+
+    def _free_slot(self, queue: str) -> None:
+        self._running[queue] -= 1
+        wake = self._wakes.get(queue)
         if wake is not None:
             wake.set()
 
@@ -619,7 +628,13 @@ class Worker:
 
     # -- recording ------------------------------------------------------------------------
 
-    def _post(self, result: AttemptResult) -> None:
+    def _post(self, result: AttemptResult, *, slot: str | None = None) -> None:
+        """Queue an outcome for recording. ``slot``: the queue whose slot it keeps until
+        recorded. That is the worker's backpressure: when recording falls behind, claiming
+        slows down with it, so the outbox (and every heartbeat, which renews its leases)
+        stays bounded by the concurrency instead of growing until leases lapse."""
+        if slot is not None:
+            self._slot_of[result.run_id] = slot
         self._outbox.append(result)
         self._outbox_event.set()
 
@@ -645,6 +660,9 @@ class Worker:
             backoff.reset()
             for result, ok in zip(batch, accepted, strict=True):
                 self._count(result, ok)
+                queue = self._slot_of.pop(result.run_id, None)
+                if queue is not None:
+                    self._free_slot(queue)
             emit_outcomes(self.events, self.worker_id, batch, accepted, self.clock.now())
 
     def _count(self, result: AttemptResult, ok: bool) -> None:

@@ -467,10 +467,13 @@ WITH accepted AS (
     RETURNING x.ord, x.id, x.number, x.token, x.worker_id, x.started_at, x.finished_at,
               x.outcome, x.error, x.output, r.state, r.queue, r.job_id, r.owner
 ), recorded AS (
+    -- A succeeded attempt is the run's last: the run row keeps all of it (number, token,
+    -- worker, start, end, output), and attempt_list reads it from there. Only attempts that
+    -- the run's next attempt would overwrite get a row: one row less per successful fire.
     INSERT INTO attempts (run_id, number, token, worker_id, started_at, finished_at,
                           outcome, error, output)
     SELECT id, number, token, worker_id, started_at, finished_at, outcome, error, output
-    FROM accepted
+    FROM accepted WHERE outcome <> 'succeeded'
 ), outcomes AS (
     -- The outbox (see notify.sql), in this same statement so that a notification commits
     -- with its outcome at no extra round trip. Per job, its last counted outcome here
@@ -606,11 +609,20 @@ ORDER BY r.scheduled_for DESC, r.id DESC
 LIMIT %(limit)s;
 
 -- name: attempt_list
+-- The recorded attempts, and a succeeded run's last attempt from the run row (runs_finish
+-- writes no attempts row for it; runs recorded before migration 0011 have one, shown instead).
 SELECT a.run_id, a.number, a.token, a.worker_id, a.started_at, a.finished_at, a.outcome,
        a.error, a.output
 FROM attempts a JOIN runs r ON r.id = a.run_id
 WHERE a.run_id = %(run_id)s AND (%(owner)s::text IS NULL OR r.owner = %(owner)s)
-ORDER BY a.number;
+UNION ALL
+SELECT r.id, r.attempt, r.token, r.worker_id, r.started_at, r.finished_at, 'succeeded',
+       r.error, r.output
+FROM runs r
+WHERE r.id = %(run_id)s AND (%(owner)s::text IS NULL OR r.owner = %(owner)s)
+  AND r.state = 'succeeded'
+  AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.run_id = r.id AND a.number = r.attempt)
+ORDER BY number;
 
 -- name: run_requeue
 WITH requeued AS (
@@ -623,7 +635,7 @@ WITH requeued AS (
 SELECT requeued.*, j.name AS job_name FROM requeued JOIN jobs j ON j.id = requeued.job_id;
 
 -- name: run_counts
--- Live and dead runs only, each read along its partial index (runs_claim, runs_lease,
+-- Live and dead runs only, each read along its partial index (runs_claim, runs_running,
 -- runs_dead): never a scan of the finished runs, which retention bounds but may be millions.
 SELECT state, count(*) AS n FROM runs
 WHERE state IN ('pending', 'queued', 'retrying')
@@ -647,7 +659,7 @@ SELECT min((policy->>'retention')::float8) AS shortest FROM jobs WHERE policy ? 
 -- cursor, deleted with their attempts. Rows another transaction holds are skipped (SKIP
 -- LOCKED), never waited for; the batch's row locks last one short statement.
 WITH doomed AS (
-    SELECT r.id, r.scheduled_for
+    SELECT r.id, r.scheduled_for, r.state, r.attempt
     FROM runs r JOIN jobs j ON j.id = r.job_id
     WHERE (r.scheduled_for, r.id) > (%(after_at)s, %(after_id)s)
       AND r.scheduled_for < %(horizon)s
@@ -663,12 +675,18 @@ WITH doomed AS (
     LIMIT %(limit)s
     FOR UPDATE OF r SKIP LOCKED
 ), gone AS (
-    DELETE FROM attempts a USING doomed d WHERE a.run_id = d.id RETURNING 1
+    DELETE FROM attempts a USING doomed d WHERE a.run_id = d.id RETURNING a.run_id, a.number
 ), deleted AS (
     DELETE FROM runs r USING doomed d WHERE r.id = d.id RETURNING 1
 )
+-- Attempts counted as attempt_list shows them: a succeeded run's last attempt lives in its
+-- run row (see runs_finish), so it is deleted with the run.
 SELECT (SELECT count(*) FROM deleted) AS runs,
-       (SELECT count(*) FROM gone) AS attempts,
+       (SELECT count(*) FROM gone)
+       + (SELECT count(*) FROM doomed d
+          WHERE d.state = 'succeeded'
+            AND NOT EXISTS (SELECT 1 FROM gone g
+                            WHERE g.run_id = d.id AND g.number = d.attempt)) AS attempts,
        (SELECT count(*) FROM doomed) AS picked,
        l.scheduled_for AS last_at, l.id AS last_id
 FROM (SELECT 1) AS one
