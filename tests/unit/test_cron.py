@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from oncely.domain.cron import parse_cron
 from oncely.domain.errors import InvalidInput
+from oncely.domain.schedule import CronSchedule, next_fire
 from tests.unit import cron_reference
 
 
@@ -543,3 +544,18 @@ def test_a_year_of_day_of_month_specials_matches_the_reference(
         expected = cron_reference.next_local(expr, current)
         current = cron.next_local(current)
         assert current == expected
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(expr=cron_exprs, after=local_times, micro=st.integers(0, 999_999))
+def test_the_utc_fast_path_agrees_with_the_zone_path(
+    expr: str, after: datetime, micro: int
+) -> None:
+    """UTC skips the DST resolution (the scheduler's hot path). Etc/GMT has no transitions
+    either but takes the general path: both, and the reference, must agree."""
+    when = after.replace(microsecond=micro, tzinfo=UTC)
+    fast = next_fire(CronSchedule(expr=expr, timezone="UTC"), when)
+    general = next_fire(CronSchedule(expr=expr, timezone="Etc/GMT"), when)
+    assert fast == general
+    expected = cron_reference.next_local(expr, after.replace(microsecond=0))
+    assert fast == (None if expected is None else expected.replace(tzinfo=UTC))

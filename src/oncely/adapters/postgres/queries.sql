@@ -339,7 +339,9 @@ WHERE j.id = x.id AND j.version = x.version AND j.next_fire_at = x.old_next_fire
 RETURNING j.id;
 
 -- name: runs_insert_planned
--- A fire that already has a run is left alone (guarantee 1: the unique key decides).
+-- A fire that already has a run is left alone (guarantee 1: the unique key decides). One row
+-- back, not one per run: how many were created, and the queues to wake.
+WITH inserted AS (
 INSERT INTO runs (id, job_id, owner, scheduled_for, due_at, state, queue, priority, overlap,
                   fires, first_fire, finished_at, created_at)
 SELECT x.id, x.job_id, j.owner, x.scheduled_for, x.due_at, x.state, j.policy ->> 'queue',
@@ -351,7 +353,11 @@ FROM unnest(%(ids)b::uuid[], %(job_ids)b::uuid[], %(scheduled_fors)b::timestampt
      AS x (id, job_id, scheduled_for, due_at, state, fires, first_fire, finished_at)
 JOIN jobs j ON j.id = x.job_id
 ON CONFLICT (job_id, scheduled_for) WHERE NOT manual DO NOTHING
-RETURNING queue, state;
+RETURNING queue, state
+)
+SELECT count(*)::int AS created,
+       array_agg(DISTINCT queue) FILTER (WHERE state = 'pending') AS queues
+FROM inserted;
 
 -- Runs: the worker side ---------------------------------------------------------------------
 

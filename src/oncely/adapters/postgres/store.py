@@ -76,8 +76,8 @@ from oncely.adapters.postgres.notify import PostgresNotifications, outbox_missed
 from oncely.adapters.postgres.pool import Pool
 from oncely.adapters.sqlfile import load_migrations, load_queries
 from oncely.domain.errors import Conflict, InvalidInput, NotFound, StoreUnavailable
-from oncely.domain.firing import FirePlan
-from oncely.domain.ids import new_id
+from oncely.domain.firing import FirePlan, PlannedRun
+from oncely.domain.ids import new_uuids
 from oncely.domain.jobs import Job, refuse_duplicate_names, refuse_taken_names
 from oncely.domain.overlap import ClaimCandidate, overlap_settled, resolve_overlap
 from oncely.domain.principal import Role
@@ -778,34 +778,38 @@ class PostgresStore(PostgresNotifications, PostgresBackfills):
         return CommitResult(created, len(advanced), frozenset(planned_shards - valid))
 
     def _insert_planned(self, conn: Conn, plans: Sequence[FirePlan], now: datetime) -> int:
-        runs = [(UUID(plan.job_id), run) for plan in plans for run in plan.runs]
+        job_ids: list[UUID] = []
+        runs: list[PlannedRun] = []
+        for plan in plans:
+            job_id = UUID(plan.job_id)  # once per job: a plan holds one or more fires
+            job_ids += [job_id] * len(plan.runs)
+            runs += plan.runs
         if not runs:
             return 0
-        id_ms = int(now.timestamp() * 1000)
-        ids = [UUID(new_id(id_ms)) for _ in runs]
-        rows = _fetch(
+        ids = new_uuids(int(now.timestamp() * 1000), len(runs))
+        [row] = _fetch(
             conn,
             "runs_insert_planned",
             {
                 "ids": ids,
-                "job_ids": [job_id for job_id, _ in runs],
-                "scheduled_fors": [run.scheduled_for for _, run in runs],
-                "due_ats": [run.due_at for _, run in runs],
-                "states": [run.state.value for _, run in runs],
-                "fires": [run.fires for _, run in runs],
-                "first_fires": [run.first_fire for _, run in runs],
-                "finished_ats": [now if run.state is RunState.MISSED else None for _, run in runs],
+                "job_ids": job_ids,
+                "scheduled_fors": [run.scheduled_for for run in runs],
+                "due_ats": [run.due_at for run in runs],
+                "states": [run.state.value for run in runs],
+                "fires": [run.fires for run in runs],
+                "first_fires": [run.first_fire for run in runs],
+                "finished_ats": [now if run.state is RunState.MISSED else None for run in runs],
                 "now": now,
             },
         )
-        self._notify(conn, [r["queue"] for r in rows if r["state"] == RunState.PENDING.value])
+        self._notify(conn, row["queues"] or [])
         # Missed fires' notifications commit with them (only runs this insert created match).
         outbox_missed(
             conn,
-            [i for i, (_, run) in zip(ids, runs, strict=True) if run.state is RunState.MISSED],
+            [i for i, run in zip(ids, runs, strict=True) if run.state is RunState.MISSED],
             now,
         )
-        return len(rows)
+        return int(row["created"])
 
     def _notify(self, conn: Conn, queues: Sequence[str]) -> None:
         if queues:
