@@ -25,7 +25,7 @@ from pathlib import Path
 
 from bench.common import ROOT, Result, log, machine, package_version, pg_available
 
-WORKLOADS = ["W1", "W2", "W3", "W4", "W5", "W7", "RAW"]
+WORKLOADS = ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "RAW"]
 # Manual workloads run only when named in --only (bench/README.md): W7 takes ~3 minutes.
 MANUAL = {"W7"}
 ALL_SYSTEMS = ["oncely", "celery", "dramatiq", "procrastinate", "rq", "apscheduler"]
@@ -43,6 +43,9 @@ class Sizes:
     w3_seconds: int
     w4_trials: int
     w4_tuned_ttl: float | None
+    w6_jobs: int
+    w6_seconds: int
+    w6_peers: tuple[str, ...]
     w7_trials: int
     w7_down: float
     w7_modes: tuple[str, ...]
@@ -63,6 +66,10 @@ STANDARD = Sizes(
     w4_trials=3,
     # --w4-lease-ttl adds a W4 run with another scheduler lease TTL (default 2.5 s).
     w4_tuned_ttl=None,
+    # The 10-minute run the issue names is manual: --w6-seconds 600.
+    w6_jobs=10_000,
+    w6_seconds=30,
+    w6_peers=("celery",),
     w7_trials=3,
     w7_down=10.0,
     w7_modes=("fast", "immediate"),
@@ -79,6 +86,9 @@ QUICK = Sizes(
     w3_seconds=5,
     w4_trials=1,
     w4_tuned_ttl=None,
+    w6_jobs=200,
+    w6_seconds=5,
+    w6_peers=("celery",),
     w7_trials=1,
     w7_down=3.0,
     w7_modes=("immediate",),
@@ -106,6 +116,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=None,
         help="also run W4 with this scheduler lease TTL in seconds (default TTL: 2.5 s)",
+    )
+    p.add_argument("--w6-jobs", type=int, default=None, help="W6 one-second jobs (10000)")
+    p.add_argument("--w6-seconds", type=int, default=None, help="W6 window in seconds (30)")
+    p.add_argument(
+        "--w6-workers", type=int, default=None, help="W6 oncely worker processes (default 2)"
     )
     p.add_argument("--w7-trials", type=int, default=None, help="W7 outages per stop mode")
     p.add_argument("--w7-down", type=float, default=None, help="W7 outage length in seconds")
@@ -249,6 +264,25 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
 
+    w6_jobs = args.w6_jobs or sizes.w6_jobs
+    w6_seconds = args.w6_seconds or sizes.w6_seconds
+    w6_workers = args.w6_workers or ob.WORKERS
+    if "W6" in only and have_pg:
+        from bench import peak
+
+        log(f"W6 peak: {w6_jobs} one-second jobs for {w6_seconds} s ({w6_workers} workers)")
+        if "oncely" in systems:
+            record(peak.w6(w6_jobs, w6_seconds, tmp, w6_workers))
+        for name, module in available.items():
+            if name in sizes.w6_peers:
+                log(f" {name}")
+                r = guarded(
+                    f"W6 {name}",
+                    lambda m=module: peak.w6_peer(m, w6_jobs, w6_seconds, tmp),
+                )
+                if r is not None:
+                    record(r)
+
     if "W7" in only and "oncely" in systems:
         from bench.outage import w7
         from bench.pg_instance import PgUnavailable
@@ -297,6 +331,9 @@ def main(argv: list[str] | None = None) -> int:
             "w3_jobs": sizes.w3_jobs,
             "w3_seconds": sizes.w3_seconds,
             "w4_trials": w4_trials,
+            "w6_jobs": w6_jobs,
+            "w6_seconds": w6_seconds,
+            "w6_workers": w6_workers,
             "w7_trials": w7_trials,
             "w7_down_s": w7_down,
             "oncely_worker_concurrency": ob.WORKER_CONCURRENCY,

@@ -126,6 +126,22 @@ def headline(results: list[Result]) -> list[tuple[str, str, str, str]]:
                 _met(value <= 3.0),
             )
         )
+    for w6 in _find(results, "W6", "oncely"):
+        per_s = w6.expected // max(int(w6.duration or 1), 1)
+        rows.append(
+            (
+                f"W6 peak: {per_s:,} fires/s for {w6.duration or 0:.0f} s "
+                f"({w6.extra.get('config', '').split(' x ')[0]})",
+                "p99 lag < 1 s, 0 missed, 0 dups",
+                f"p99 {ms(w6.lag_p99)}, {w6.lost:,} missed, {w6.duplicates} dups",
+                _met(
+                    w6.lag_p99 is not None
+                    and w6.lag_p99 < 1.0
+                    and w6.lost == 0
+                    and w6.duplicates == 0
+                ),
+            )
+        )
     w5 = [r for r in _find(results, "W5", "oncely") if "burst" in r.store]
     if w5:
         rows.append(
@@ -458,6 +474,9 @@ def markdown(meta: dict[str, Any], results: list[Result], plots: list[str]) -> s
             "no-op never ran for. Manual: `python -m bench --only W7 --peers oncely --out "
             "bench/results/w7-manual --no-plots` (~3 minutes)."
         )
+    w6 = _find(results, "W6")
+    if w6:
+        out += w6_section(w6, plots)
     w5 = _find(results, "W5")
     if w5:
         out.append("")
@@ -532,6 +551,81 @@ def markdown(meta: dict[str, Any], results: list[Result], plots: list[str]) -> s
             out.append(f"- {r.workload} {r.system} ({r.store}): {r.error}")
     out.append("")
     return "\n".join(out)
+
+
+def w6_section(w6: list[Result], plots: list[str]) -> list[str]:
+    out = ["", "## W6 — peak: one-second cron jobs at the specified peak (PostgreSQL)", ""]
+    rows = []
+    for r in w6:
+        x = r.extra
+        cpu = (
+            f"{x['cpu_oncely_cores']} / {x['cpu_postgres_cores']} / "
+            f"{x['cpu_machine_busy_cores']} of {x['cores']}"
+            if "cpu_oncely_cores" in x
+            else "—"
+        )
+        rss = x.get("rss_mb") or {}
+        workers = [v for n, v in rss.items() if n.startswith("worker")]
+        rows.append(
+            [
+                f"**{r.system}**" if r.system == "oncely" else r.system,
+                x.get("config", ""),
+                f"{r.ran:,}/{r.expected:,}",
+                f"{r.lost:,}",
+                str(r.duplicates),
+                *_lag_cells(r),
+                cpu,
+                str(x.get("rows_per_fire", "—")),
+                f"{x['wal_bytes_per_fire']:,}" if "wal_bytes_per_fire" in x else "—",
+                f"{rss.get('scheduler', 0):.0f} / {max(workers, default=0):.0f}" if rss else "—",
+            ]
+        )
+    out.append(
+        _table(
+            [
+                "system",
+                "configuration",
+                "fires run",
+                "missed",
+                "dups",
+                "lag p50",
+                "p95",
+                "p99",
+                "max",
+                "CPU cores: oncely / PostgreSQL / machine busy",
+                "rows per fire",
+                "WAL bytes per fire",
+                "RSS MB: scheduler / worker",
+            ],
+            rows,
+        )
+    )
+    for r in w6:
+        by_table = r.extra.get("rows_by_table")
+        if by_table:
+            parts = [
+                f"{t}: {v['ins']:g} ins, {v['upd']:g} upd ({v['hot']:g} HOT), {v['del']:g} del"
+                for t, v in sorted(by_table.items())
+            ]
+            out += ["", f"{r.system}, per fire: " + "; ".join(parts) + "."]
+        if r.extra.get("cpu_by_process"):
+            procs = ", ".join(f"{n} {v}" for n, v in r.extra["cpu_by_process"].items())
+            out += ["", f"{r.system}, cores per process: {procs}."]
+        for note in r.notes:
+            out += ["", f"- {r.system}: {note}"]
+    out += [
+        "",
+        "N jobs with the cron `* * * * * *` (every second) and the no-op task; fires counted "
+        "by scheduled time in the window. Missed are fires that had not run 15 s after the "
+        "window closed. CPU is measured from `/proc` over the window: oncely's processes, "
+        "every `postgres` process, and the machine's busy time (which includes the benchmark "
+        "and the peers' brokers). Rows per fire are `pg_stat_user_tables` deltas (inserted + "
+        "updated + deleted rows); WAL bytes per fire the `pg_current_wal_lsn()` delta. The "
+        "10-minute run is manual: `python -m bench --only W6 --peers oncely --w6-seconds 600`.",
+    ]
+    if "w6_peak.png" in plots:
+        out += ["", "![W6 lag over time](w6_peak.png)"]
+    return out
 
 
 def plots(results: list[Result], out: Path) -> list[str]:
@@ -639,4 +733,37 @@ def plots(results: list[Result], out: Path) -> list[str]:
         fig.savefig(out / "raw_limit.png", dpi=100)
         plt.close(fig)
         made.append("raw_limit.png")
+    w6 = [r for r in _find(results, "W6") if r.extra.get("timeline")]
+    if w6:
+        fig, ax = plt.subplots(figsize=(12, 4.5))
+        for r in w6:
+            points = [p for p in r.extra["timeline"] if p["p50"] is not None]
+            t = [p["t"] for p in points]
+            color = "tab:green" if r.system == "oncely" else "tab:gray"
+            ax.plot(t, [max(p["p50"], 1e-3) for p in points], color=color, label=f"{r.system} p50")
+            ax.plot(
+                t,
+                [max(p["p99"], 1e-3) for p in points],
+                color=color,
+                linestyle="--",
+                label=f"{r.system} p99",
+            )
+            ax.plot(
+                t,
+                [max(p["max"], 1e-3) for p in points],
+                color=color,
+                linestyle=":",
+                label=f"{r.system} max",
+            )
+        ax.axhline(1.0, color="tab:red", linewidth=1)
+        ax.set_yscale("log")
+        ax.set_xlabel("seconds into the window (scheduled time, 5 s buckets)")
+        ax.set_ylabel("lag (s, log)")
+        ax.set_title("W6 peak: lag over time")
+        ax.legend(fontsize=8, ncol=3)
+        fig.tight_layout()
+        fig.savefig(out / "w6_peak.png", dpi=100)
+        plt.close(fig)
+        made.append("w6_peak.png")
+
     return made

@@ -132,6 +132,7 @@ def steady(
         result.setup_seconds = time.perf_counter() - t0
         begin = math.ceil(time.time() + warmup)
         end = begin + seconds
+        result.extra["window_start"] = begin
         while time.time() < end + tail:
             stack.check()
             time.sleep(0.5)

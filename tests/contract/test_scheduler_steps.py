@@ -202,6 +202,32 @@ def test_materialize_under_the_shard_lease_and_reap(store: Store) -> None:
     assert node.scheduler.reap() == 0  # once only
 
 
+def test_a_job_is_refilled_every_two_seconds_up_to_the_whole_lookahead(store: Store) -> None:
+    """A per-second job is planned again once its next fire is within lookahead - 2 s, and
+    then to the full lookahead: its row is advanced once per three fires instead of every
+    fire, and every fire up to now + 3 s is always a run (more than a failover takes)."""
+    clock = FrozenClock(T0)
+    node = Node(store, clock, "a")
+    job = store.job_create(make_job(schedule=CronSchedule(expr="* * * * * *")), now=T0)
+    node.turn()
+    advances = node.scheduler.stats.jobs_advanced
+    fires = {r.scheduled_for for r in store.run_list("alice", job_id=job.id, limit=100)}
+    assert fires == {later(i) for i in range(1, 6)}
+    for tick in range(1, 41):  # 10 s in quarter seconds
+        clock.set(later(tick / 4))
+        node.turn()
+        runs = store.run_list("alice", job_id=job.id, limit=100)
+        newest = max(r.scheduled_for for r in runs)
+        # Every fire up to now + 3 s is a run (the next one is later), none past now + 5 s.
+        assert newest + timedelta(seconds=1) > later(tick / 4 + 3), (tick, newest)
+        assert newest <= later(tick / 4 + 5)
+    runs = store.run_list("alice", job_id=job.id, limit=100)
+    assert sorted(r.scheduled_for for r in runs) == [later(i) for i in range(1, len(runs) + 1)]
+    # Refilled at +3 s, +6 s and +9 s, three fires each time (to now + 5 s).
+    assert len(runs) == 14
+    assert node.scheduler.stats.jobs_advanced - advances == 3
+
+
 def test_a_scheduler_that_lost_its_lease_drops_the_shard_and_writes_nothing(
     store: Store,
 ) -> None:
@@ -215,10 +241,15 @@ def test_a_scheduler_that_lost_its_lease_drops_the_shard_and_writes_nothing(
     b.turn()
     assert b.held == 64
     before = len(store.run_list("alice", job_id=job.id))
+    # A new job is due at once (b materialized the old one past a's refill window).
+    fresh = store.job_create(
+        make_job(schedule=CronSchedule(expr="* * * * * *"), now=clock.now()), now=clock.now()
+    )
     clock.advance(1)
     a.scheduler.materialize()  # a wakes up and tries to write under its stale tokens
-    assert job.shard not in a.scheduler.shards
+    assert fresh.shard not in a.scheduler.shards
     assert len(store.run_list("alice", job_id=job.id)) == before
+    assert store.run_list("alice", job_id=fresh.id) == []
     # Its refresh finds every lease lost.
     a.scheduler.refresh_leases()
     assert a.held <= 32

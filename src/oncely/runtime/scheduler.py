@@ -85,6 +85,12 @@ log = logging.getLogger("oncely.scheduler")
 class SchedulerConfig:
     lookahead: float = 5.0
     """Fires due within this many seconds are materialized as pending runs."""
+    refill_step: float = 2.0
+    """A job is planned again only once its next fire is within ``lookahead - refill_step``
+    (at least half the lookahead), and then up to the full lookahead: a per-second job's
+    row is advanced once per two or three fires instead of every fire (at the peak, each advance
+    is a new row version and an entry in every index of jobs). Fires up to ``now + lookahead
+    - refill_step`` are always committed: longer than a failover takes."""
     tick: float = 0.5
     lease_ttl: float = 2.5
     """Shard leases last this long unrenewed. Renewed every third of it; the leases are read
@@ -358,8 +364,12 @@ class Scheduler:
     def materialize(self) -> bool:
         """Plan and commit one batch of due jobs; True if more are due right away."""
         now = self.clock.now()
-        horizon = now + timedelta(seconds=self.config.lookahead)
-        jobs = self.store.jobs_due(self.shards, horizon, self.config.batch)
+        cfg = self.config
+        horizon = now + timedelta(seconds=cfg.lookahead)
+        due_by = now + timedelta(
+            seconds=max(cfg.lookahead - cfg.refill_step, cfg.lookahead / 2)
+        )
+        jobs = self.store.jobs_due(self.shards, due_by, cfg.batch)
         if not jobs:
             return False
         plans: list[tuple[int, FirePlan]] = []
@@ -384,8 +394,8 @@ class Scheduler:
         if result.runs_created and self._on_runs_created is not None:
             self._on_runs_created()
         # A full batch means more jobs may be due; so does a plan cut short by its limits.
-        return len(jobs) == self.config.batch or any(
-            p.next_fire_at is not None and p.next_fire_at <= horizon for _, p in plans
+        return len(jobs) == cfg.batch or any(
+            p.next_fire_at is not None and p.next_fire_at <= due_by for _, p in plans
         )
 
     def reap(self) -> int:
