@@ -59,6 +59,25 @@ def test_quick_oncely_run_writes_a_report_without_dups_or_losses(tmp_path: Path)
     assert "| W1 burst" in table and "| W5 embedded" in table, table
 
 
+@pytest.mark.timeout(180)
+def test_quick_peak_run_reports_lag_over_time_cpu_and_rows_per_fire(tmp_path: Path) -> None:
+    """W6 at smoke size: every fire once, and the cost figures it exists for are there."""
+    out = tmp_path / "results"
+    data = run_quick(out, "oncely", "W6", timeout=170)
+    if "PostgreSQL" in data["meta"]["skipped"]:
+        pytest.skip("no PostgreSQL")
+    [r] = [r for r in data["results"] if r["workload"] == "W6"]
+    assert r["error"] is None, r
+    assert r["ran"] == r["expected"] > 0 and r["duplicates"] == 0 and r["lost"] == 0, r
+    extra = r["extra"]
+    assert sum(p["ran"] for p in extra["timeline"]) == r["ran"], extra["timeline"]
+    assert extra["cpu_oncely_cores"] > 0 and extra["cpu_postgres_cores"] > 0, extra
+    assert set(extra["cpu_by_process"]) == {"scheduler", "worker0", "worker1"}, extra
+    assert extra["rows_by_table"]["runs"]["ins"] > 0, extra
+    assert extra["rows_per_fire"] > 0 and extra["wal_bytes_per_fire"] > 0, extra
+    assert "## W6" in (out / "report.md").read_text(encoding="utf-8")
+
+
 def test_readme_headline_is_the_committed_results() -> None:
     from bench.headline import README, committed_headline, with_headline
 

@@ -130,3 +130,35 @@ def test_the_clock_is_not_set_ahead_by_a_resync_across_an_outage(
     for _ in range(5):
         server = store.db_now()
         assert abs((clock.now() - server).total_seconds()) < 0.1
+
+
+def test_setup_warnings_name_a_server_or_a_runs_table_without_autovacuum(
+    store: PostgresStore, own_pg: PgInstance  # noqa: F811
+) -> None:
+    """A queue table does not survive the peak without vacuum (W6: with autovacuum off the
+    claim index filled with dead entries and the workers fell minutes behind): a scheduler
+    says so when it starts. initdb's defaults have it on."""
+    assert store.setup_warnings() == []
+    with psycopg.connect(own_pg.url, autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET autovacuum = off")
+        conn.execute("SELECT pg_reload_conf()")
+    try:
+        deadline = time.monotonic() + 10
+        while not store.setup_warnings() and time.monotonic() < deadline:
+            time.sleep(0.1)  # the reload reaches each backend at its next command
+        [warning] = store.setup_warnings()
+        assert "autovacuum is off" in warning and "docs/postgresql.md" in warning
+    finally:
+        with psycopg.connect(own_pg.url, autocommit=True) as conn:
+            conn.execute("ALTER SYSTEM RESET autovacuum")
+            conn.execute("SELECT pg_reload_conf()")
+    with psycopg.connect(own_pg.url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE oncely_recovery.runs SET (autovacuum_enabled = false)")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        found = store.setup_warnings()
+        if found and "runs table" in found[0]:
+            break
+        time.sleep(0.1)
+    [warning] = store.setup_warnings()
+    assert warning.startswith("autovacuum is disabled for the runs table")

@@ -407,6 +407,12 @@ class Store(Protocol):
         ``DatabaseClock`` advances from (its round trip bounds its error)."""
         ...
 
+    def setup_warnings(self) -> list[str]:
+        """What in the database server's setup will degrade this store under load (for
+        PostgreSQL: autovacuum off for the server or for runs, which a queue table does not
+        survive). A scheduler logs each at WARNING when it starts; empty when all is well."""
+        ...
+
     def close(self) -> None: ...
 
     # -- jobs -----------------------------------------------------------------------------

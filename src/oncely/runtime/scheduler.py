@@ -184,6 +184,11 @@ class Scheduler:
         retry = cfg.retry_min
         loop = asyncio.get_running_loop()
         try:
+            for warning in await self._call(self.store.setup_warnings):
+                log.warning("%s", warning)
+        except Exception:
+            log.warning("could not check the database's setup", exc_info=True)
+        try:
             while not stop.is_set():
                 mono = loop.time()
                 more = False

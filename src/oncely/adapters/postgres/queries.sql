@@ -31,6 +31,14 @@ SELECT version FROM schema_migrations ORDER BY version;
 -- name: migration_record
 INSERT INTO schema_migrations (version, name) VALUES (%(version)s, %(name)s);
 
+-- name: setup_checks
+SELECT current_setting('autovacuum') = 'on' AS autovacuum,
+       current_setting('track_counts') = 'on' AS track_counts,
+       coalesce((SELECT o.option_value::boolean
+                 FROM pg_class c, pg_options_to_table(c.reloptions) AS o
+                 WHERE c.oid = 'runs'::regclass AND o.option_name = 'autovacuum_enabled'),
+                true) AS runs_autovacuum;
+
 -- name: db_now
 SELECT clock_timestamp() AS now;
 

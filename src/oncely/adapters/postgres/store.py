@@ -266,6 +266,22 @@ class PostgresStore(PostgresNotifications, PostgresBackfills):
             versions = [r["version"] for r in _fetch(conn, "migrations_applied", {})]
         return max(versions, default=0)
 
+    def setup_warnings(self) -> list[str]:
+        [row] = self._read("setup_checks", {})
+        why = (
+            "runs gains two dead row versions per fire and its claim index slows down with "
+            "every one a vacuum has not removed (at 10,000 fires/s the workers fell minutes "
+            "behind within a minute); see docs/postgresql.md"
+        )
+        warnings = []
+        if not row["autovacuum"] or not row["track_counts"]:
+            warnings.append(
+                "PostgreSQL's autovacuum is off (autovacuum and track_counts must be on): " + why
+            )
+        elif not row["runs_autovacuum"]:
+            warnings.append("autovacuum is disabled for the runs table: " + why)
+        return warnings
+
     def db_now(self) -> datetime:
         now: datetime = self._read("db_now", {})[0]["now"]
         return now.astimezone(UTC)

@@ -159,6 +159,9 @@ class SqliteStore(SqliteNotifications, SqliteBackfills):
     def _read(self, query: str, params: dict[str, Any]) -> list[sqlite3.Row]:
         return self._conn().execute(Q[query], params).fetchall()
 
+    def setup_warnings(self) -> list[str]:
+        return []  # SQLite reuses freed pages by itself: nothing to vacuum for the claim
+
     def close(self) -> None:
         self._closed = True
         with self._all_lock:
