@@ -152,7 +152,7 @@ def headline(results: list[Row], manual_w3: list[Row] | None = None) -> str:
             + (
                 ", ".join(
                     f"{NAMES[r['system']]} {100 * r['ran'] / max(r['expected'], 1):.0f}% "
-                    "of the fires (30 s)"
+                    f"of the fires ({r['duration'] or 0:.0f} s)"
                     for r in peers6
                 )
                 or "—"

@@ -56,7 +56,11 @@ def server_user() -> str | None:
 
 
 class PgInstance:
-    def __init__(self, root: Path, port: int, as_user: str | None) -> None:
+    def __init__(
+        self, root: Path, port: int, as_user: str | None, settings: dict[str, str] | None = None
+    ) -> None:
+        self.settings = dict(settings or {})
+        """``-c name=value`` for every start (W6: a production-like server; see its notes)."""
         self.root = root
         self.data = root / "data"
         self.log = root / "server.log"
@@ -65,8 +69,9 @@ class PgInstance:
         self.url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
 
     @classmethod
-    def create(cls) -> PgInstance:
-        """A new initialised and started server in a fresh temporary directory."""
+    def create(cls, settings: dict[str, str] | None = None) -> PgInstance:
+        """A new initialised and started server in a fresh temporary directory; ``settings``
+        override the defaults below (``{"fsync": "on"}`` makes it durable)."""
         if not (BIN / "initdb").exists():
             raise PgUnavailable(f"no PostgreSQL binaries in {BIN}")
         user = server_user()
@@ -74,7 +79,7 @@ class PgInstance:
         if user is not None:
             info = pwd.getpwnam(user)
             os.chown(root, info.pw_uid, info.pw_gid)
-        instance = cls(root, free_port(), user)
+        instance = cls(root, free_port(), user, settings)
         try:
             instance.init()
             instance.start()
@@ -94,12 +99,12 @@ class PgInstance:
 
     def start(self) -> float:
         """Start and wait until it accepts connections; return that instant (monotonic)."""
-        options = (
-            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} "
-            # fsync off: a killed server loses nothing the OS has (an immediate stop is a
-            # process crash, not a power cut); commits still reach the OS before they return.
-            "-c fsync=off -c full_page_writes=off "
-            "-c max_connections=200"
+        # fsync off by default: a killed server loses nothing the OS has (an immediate stop
+        # is a process crash, not a power cut); commits still reach the OS before they return.
+        settings = {"fsync": "off", "full_page_writes": "off", "max_connections": "200"}
+        settings.update(self.settings)
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} " + " ".join(
+            f"-c {name}={value}" for name, value in settings.items()
         )
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start")
         return self.wait_ready()

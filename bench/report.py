@@ -558,17 +558,20 @@ def w6_section(w6: list[Result], plots: list[str]) -> list[str]:
     rows = []
     for r in w6:
         x = r.extra
+        mine = x.get("cpu_oncely_cores", x.get("cpu_peer_cores"))
+        store = x.get("cpu_postgres_cores", x.get("cpu_redis_cores"))
         cpu = (
-            f"{x['cpu_oncely_cores']} / {x['cpu_postgres_cores']} / "
-            f"{x['cpu_machine_busy_cores']} of {x['cores']}"
-            if "cpu_oncely_cores" in x
+            f"{mine} / {store} ({r.store}) / {x['cpu_machine_busy_cores']} of {x['cores']}"
+            if mine is not None
             else "—"
         )
         rss = x.get("rss_mb") or {}
+        # The scheduler: oncely's, Celery beat, rq cron; the largest worker (its group).
+        scheduler = next((rss[n] for n in ("scheduler", "beat", "cron") if n in rss), None)
         workers = [v for n, v in rss.items() if n.startswith("worker")]
         rows.append(
             [
-                f"**{r.system}**" if r.system == "oncely" else r.system,
+                f"**{r.system}**" if r.system == "oncely" else f"{r.system} ({r.store})",
                 x.get("config", ""),
                 f"{r.ran:,}/{r.expected:,}",
                 f"{r.lost:,}",
@@ -577,7 +580,7 @@ def w6_section(w6: list[Result], plots: list[str]) -> list[str]:
                 cpu,
                 str(x.get("rows_per_fire", "—")),
                 f"{x['wal_bytes_per_fire']:,}" if "wal_bytes_per_fire" in x else "—",
-                f"{rss.get('scheduler', 0):.0f} / {max(workers, default=0):.0f}" if rss else "—",
+                f"{scheduler or 0:.0f} / {max(workers, default=0):.0f}" if rss else "—",
             ]
         )
     out.append(
@@ -592,7 +595,7 @@ def w6_section(w6: list[Result], plots: list[str]) -> list[str]:
                 "p95",
                 "p99",
                 "max",
-                "CPU cores: oncely / PostgreSQL / machine busy",
+                "CPU cores: system / store / machine busy",
                 "rows per fire",
                 "WAL bytes per fire",
                 "RSS MB: scheduler / worker",
@@ -607,7 +610,10 @@ def w6_section(w6: list[Result], plots: list[str]) -> list[str]:
                 f"{t}: {v['ins']:g} ins, {v['upd']:g} upd ({v['hot']:g} HOT), {v['del']:g} del"
                 for t, v in sorted(by_table.items())
             ]
-            out += ["", f"{r.system}, per fire: " + "; ".join(parts) + "."]
+            out += ["", f"{r.system}, rows per fire by table: " + "; ".join(parts) + "."]
+        if r.extra.get("redis_commands_per_fire") is not None:
+            per_fire = r.extra["redis_commands_per_fire"]
+            out += ["", f"{r.system}: {per_fire} Redis commands per fire."]
         if r.extra.get("cpu_by_process"):
             procs = ", ".join(f"{n} {v}" for n, v in r.extra["cpu_by_process"].items())
             out += ["", f"{r.system}, cores per process: {procs}."]
@@ -615,13 +621,18 @@ def w6_section(w6: list[Result], plots: list[str]) -> list[str]:
             out += ["", f"- {r.system}: {note}"]
     out += [
         "",
-        "N jobs with the cron `* * * * * *` (every second) and the no-op task; fires counted "
-        "by scheduled time in the window. Missed are fires that had not run 15 s after the "
-        "window closed. CPU is measured from `/proc` over the window: oncely's processes, "
-        "every `postgres` process, and the machine's busy time (which includes the benchmark "
-        "and the peers' brokers). Rows per fire are `pg_stat_user_tables` deltas (inserted + "
-        "updated + deleted rows); WAL bytes per fire the `pg_current_wal_lsn()` delta. The "
-        "10-minute run is manual: `python -m bench --only W6 --peers oncely --w6-seconds 600`.",
+        "N jobs with the cron `* * * * * *` (every second) and the no-op task (the peers: "
+        "Celery beat entries, `rq cron` jobs with the same schedule); fires counted by "
+        "scheduled time in the window. Missed are fires that had not run 15 s after the "
+        "window closed. CPU is measured from `/proc` over the window as cores used on "
+        "average: the system's processes (with their children), the store (oncely: the W6 "
+        "PostgreSQL server's processes; the peers: `redis-server`), and the machine's busy "
+        "time (which includes the harness and anything else running). Rows per fire are "
+        "`pg_stat_user_tables` deltas (inserted + updated + deleted rows; the counters are "
+        "read 2 s after each edge of the window, as backends report them when a transaction "
+        "ends); WAL bytes per fire the `pg_current_wal_lsn()` delta. The 10-minute run is "
+        "manual: `python -m bench --only W6 --peers oncely,celery --w6-seconds 600` "
+        "(scale-out: `--w6-workers 3`).",
     ]
     if "w6_peak.png" in plots:
         out += ["", "![W6 lag over time](w6_peak.png)"]
@@ -739,7 +750,9 @@ def plots(results: list[Result], out: Path) -> list[str]:
         for r in w6:
             points = [p for p in r.extra["timeline"] if p["p50"] is not None]
             t = [p["t"] for p in points]
-            color = "tab:green" if r.system == "oncely" else "tab:gray"
+            color = {"oncely": "tab:green", "celery": "tab:blue", "rq": "tab:purple"}.get(
+                r.system, "tab:gray"
+            )
             ax.plot(t, [max(p["p50"], 1e-3) for p in points], color=color, label=f"{r.system} p50")
             ax.plot(
                 t,

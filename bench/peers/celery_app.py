@@ -1,9 +1,10 @@
 """Celery app for the benchmark: Redis broker, no result backend, one no-op task.
 
-Beat's schedule (W2) is built from ``BENCH_BEAT_JOBS`` (a count): entries ``w2-<i>`` that run
-every second. ``NominalScheduler`` is beat's own persistent scheduler that also hands each
-task the time the entry was due (its last run plus its interval), so lag is measured against
-beat's notion of when the fire should have happened.
+Beat's schedule (W2, W6) is built from ``BENCH_BEAT_JOBS`` (a count): entries ``w2-<i>``
+(``w6-<i>`` in W6: bench.peers.job_names) that run every second. ``NominalScheduler`` is
+beat's own persistent scheduler that also hands each task the time the entry was due (its
+last run plus its interval), so lag is measured against beat's notion of when the fire
+should have happened.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from celery import Celery
 from celery.beat import PersistentScheduler
 
 from bench.common import REDIS_URL, record
-from bench.peers import key
+from bench.peers import job_names, key
 
 app = Celery("bench", broker=REDIS_URL)
 app.conf.update(
@@ -29,8 +30,8 @@ app.conf.update(
     timezone="UTC",
     enable_utc=True,
     beat_schedule={
-        f"w2-{i}": {"task": "noop", "schedule": timedelta(seconds=1), "args": ()}
-        for i in range(int(os.environ.get("BENCH_BEAT_JOBS", "0")))
+        name: {"task": "noop", "schedule": timedelta(seconds=1), "args": ()}
+        for name in job_names(int(os.environ.get("BENCH_BEAT_JOBS", "0")))
     },
 )
 

@@ -2,16 +2,18 @@
 
 W1: ``apply_async(eta=due)`` for each task; a prefork worker (``-c 2``: one process per
 core, the docs' default) with gossip, mingle and heartbeat off, as the docs suggest for
-throughput. W2: ``celery beat`` with 1,000 one-second entries and the same worker.
+throughput. W2: ``celery beat`` with 1,000 one-second entries and the same worker; W6: the
+same with W6's N entries (10,000).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.common import Result, Stack, python_argv, redis_available, redis_flush
-from bench.peers import burst, steady
+from bench.peers import burst, peak, steady
 
 NAME = "celery"
 STORE = "Redis"
@@ -76,7 +78,9 @@ def w1(n: int, tmp: Path, timeout: float) -> Result:
     return result
 
 
-def w2(jobs: int, seconds: int, tmp: Path) -> Result:
+def _beat(tmp: Path) -> Callable[[Stack, list[str]], None]:
+    """Starts the worker and ``celery beat`` with one one-second entry per name."""
+
     def start(stack: Stack, names: list[str]) -> None:
         stack.env["BENCH_BEAT_JOBS"] = str(len(names))
         _worker(stack)
@@ -99,6 +103,10 @@ def w2(jobs: int, seconds: int, tmp: Path) -> Result:
 
     for suffix in ("", ".db", ".dat", ".dir", ".bak"):
         (tmp / f"celerybeat-schedule{suffix}").unlink(missing_ok=True)
+    return start
+
+
+def w2(jobs: int, seconds: int, tmp: Path) -> Result:
     result = steady(
         system=NAME,
         store=STORE,
@@ -106,8 +114,25 @@ def w2(jobs: int, seconds: int, tmp: Path) -> Result:
         seconds=seconds,
         tmp=tmp,
         reset=redis_flush,
-        start=start,
+        start=_beat(tmp),
     )
+    return _beat_notes(result)
+
+
+def w6(jobs: int, seconds: int, tmp: Path) -> Result:
+    result = peak(
+        system=NAME,
+        store=STORE,
+        jobs=jobs,
+        seconds=seconds,
+        tmp=tmp,
+        reset=redis_flush,
+        start=_beat(tmp),
+    )
+    return _beat_notes(result)
+
+
+def _beat_notes(result: Result) -> Result:
     result.extra["config"] = f"beat + prefork -c {CONCURRENCY}"
     if result.ran < result.expected:
         result.notes.append(

@@ -3,7 +3,8 @@
 W1: ``Queue.enqueue_at(due, ...)`` (RQ's scheduled jobs) and two ``rq worker --with-scheduler``
 processes (one per core; one of them holds the scheduler lock and moves due jobs to the
 queue). Workers fork a work horse per job, RQ's default. W2: ``rq cron`` with a config that
-registers 1,000 ``* * * * * *`` jobs, and the same workers.
+registers 1,000 ``* * * * * *`` jobs, and the same workers; W6: the same with W6's N jobs
+(10,000).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.common import REDIS_URL, Result, Stack, python_argv, redis_available, redis_flush
-from bench.peers import burst, steady
+from bench.peers import burst, peak, steady
 
 NAME = "rq"
 STORE = "Redis"
@@ -80,24 +81,26 @@ def w1(n: int, tmp: Path, timeout: float) -> Result:
     return result
 
 
-def w2(jobs: int, seconds: int, tmp: Path) -> Result:
-    def start(stack: Stack, names: list[str]) -> None:
-        stack.env["BENCH_RQ_CRON_JOBS"] = str(len(names))
-        _workers(stack)
-        stack.start(
+def _cron(stack: Stack, names: list[str]) -> None:
+    """Starts the workers and ``rq cron`` with one every-second job per name."""
+    stack.env["BENCH_RQ_CRON_JOBS"] = str(len(names))
+    _workers(stack)
+    stack.start(
+        "cron",
+        python_argv(
+            "-m",
+            "rq.cli",
             "cron",
-            python_argv(
-                "-m",
-                "rq.cli",
-                "cron",
-                "bench.peers.rq_cron",
-                "--url",
-                REDIS_URL,
-                "--logging-level",
-                "warning",
-            ),
-        )
+            "bench.peers.rq_cron",
+            "--url",
+            REDIS_URL,
+            "--logging-level",
+            "warning",
+        ),
+    )
 
+
+def w2(jobs: int, seconds: int, tmp: Path) -> Result:
     result = steady(
         system=NAME,
         store=STORE,
@@ -105,7 +108,21 @@ def w2(jobs: int, seconds: int, tmp: Path) -> Result:
         seconds=seconds,
         tmp=tmp,
         reset=redis_flush,
-        start=start,
+        start=_cron,
+    )
+    result.extra["config"] = f"rq cron + {WORKERS} SimpleWorkers"
+    return result
+
+
+def w6(jobs: int, seconds: int, tmp: Path) -> Result:
+    result = peak(
+        system=NAME,
+        store=STORE,
+        jobs=jobs,
+        seconds=seconds,
+        tmp=tmp,
+        reset=redis_flush,
+        start=_cron,
     )
     result.extra["config"] = f"rq cron + {WORKERS} SimpleWorkers"
     return result
