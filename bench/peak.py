@@ -395,7 +395,7 @@ def _w6(jobs: int, seconds: int, tmp: Path, workers: int, url: str) -> Result:
         # A few seconds of warm-up: the first lookahead is materialized in one go.
         start = math.ceil(time.time() + WARMUP)
         end = start + seconds
-        sampler = _Sampler(stack, start + 2, end, "postgres", _postmaster(url))
+        sampler = _Sampler(stack, start, end, "postgres", _postmaster(url))
         with sampler:
             while time.time() < start + 2:
                 time.sleep(0.2)

@@ -746,34 +746,36 @@ def plots(results: list[Result], out: Path) -> list[str]:
         made.append("raw_limit.png")
     w6 = [r for r in _find(results, "W6") if r.extra.get("timeline")]
     if w6:
-        fig, ax = plt.subplots(figsize=(12, 4.5))
+        fig, (ax, ran_ax) = plt.subplots(
+            2, 1, figsize=(12, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+        )
         for r in w6:
-            points = [p for p in r.extra["timeline"] if p["p50"] is not None]
-            t = [p["t"] for p in points]
             color = {"oncely": "tab:green", "celery": "tab:blue", "rq": "tab:purple"}.get(
                 r.system, "tab:gray"
             )
-            ax.plot(t, [max(p["p50"], 1e-3) for p in points], color=color, label=f"{r.system} p50")
-            ax.plot(
-                t,
-                [max(p["p99"], 1e-3) for p in points],
-                color=color,
-                linestyle="--",
-                label=f"{r.system} p99",
-            )
-            ax.plot(
-                t,
-                [max(p["max"], 1e-3) for p in points],
-                color=color,
-                linestyle=":",
-                label=f"{r.system} max",
-            )
+            points = [p for p in r.extra["timeline"] if p["p50"] is not None]
+            t = [p["t"] for p in points]
+            for field, style in (("p50", "-"), ("p99", "--"), ("max", ":")):
+                ax.plot(
+                    t,
+                    [max(p[field], 1e-3) for p in points],
+                    color=color,
+                    linestyle=style,
+                    marker="o",
+                    markersize=3,
+                    label=f"{r.system} {field}",
+                )
+            every = [p["t"] for p in r.extra["timeline"]]
+            ran = [p["ran"] for p in r.extra["timeline"]]
+            ran_ax.plot(every, ran, color=color, marker="o", markersize=3, label=r.system)
         ax.axhline(1.0, color="tab:red", linewidth=1)
         ax.set_yscale("log")
-        ax.set_xlabel("seconds into the window (scheduled time, 5 s buckets)")
         ax.set_ylabel("lag (s, log)")
         ax.set_title("W6 peak: lag over time")
         ax.legend(fontsize=8, ncol=3)
+        ran_ax.set_ylim(bottom=0)
+        ran_ax.set_ylabel("fires run per bucket")
+        ran_ax.set_xlabel("seconds into the window (scheduled time, 5 s buckets)")
         fig.tight_layout()
         fig.savefig(out / "w6_peak.png", dpi=100)
         plt.close(fig)

@@ -98,6 +98,7 @@ def test_finished_and_timed_out_attempts_each_free_one_slot_and_post_once() -> N
             await asyncio.sleep(3600)
 
         registry.register("quick", quick)
+        registry.register("again", quick)
         registry.register("slow", slow)
         worker = _worker(registry)
         worker._start_group(_hold(worker, "quick", 2))
@@ -105,13 +106,19 @@ def test_finished_and_timed_out_attempts_each_free_one_slot_and_post_once() -> N
         timed = _hold(worker, "slow", 1, Policy(timeout=0.05))
         worker._start_group(timed)
         await _settled(worker)
-        # Ended, but not yet recorded: each outcome keeps its slot until the store has it.
-        assert worker._attempts == {} and worker.slots() == {"default": (3, 4)}
+        assert worker._attempts == {} and worker.slots() == {"default": (0, 4)}
         outcomes = sorted(r.outcome for r in worker._outbox)
         assert outcomes == sorted(
             [AttemptOutcome.SUCCEEDED, AttemptOutcome.SUCCEEDED, AttemptOutcome.TIMED_OUT]
         )
+        # Three outcomes wait to be recorded: room for the fourth slot's worth still.
+        assert worker._room("default", 4) == 4
+        worker._start_group(_hold(worker, "again", 1))
+        await _settled(worker)
+        # Four (the concurrency) wait: the queue claims nothing until the store has them.
+        assert worker._room("default", 4) == 0 and worker.slots() == {"default": (0, 4)}
         await worker._flush_all()
-        assert worker._outbox == [] and worker.slots() == {"default": (0, 4)}
+        assert worker._outbox == [] and worker._unrecorded == {"default": 0}
+        assert worker._room("default", 4) == 4
 
     asyncio.run(scenario())

@@ -23,8 +23,9 @@ Design notes:
   Outbox entries are still heartbeated: their lease must outlive the flush. An outcome stays
   in the outbox until the store answers, across a database outage: it is recorded if the
   run is still ours (not reaped), so an attempt that finished is not run a second time.
-  An outcome keeps its slot until recorded: a worker whose recording falls behind claims
-  less, instead of piling up outcomes whose leases every heartbeat must renew.
+  Backpressure: a queue stops claiming while as many of its outcomes as it has slots wait
+  to be recorded, so a worker whose recording falls behind claims less instead of piling up
+  outcomes whose leases every heartbeat must renew.
 - Every write carries the attempt's fencing token; the store refuses stale ones. A worker
   that was frozen (SIGSTOP, GC, a network partition) past its lease records nothing.
 - **Lease trust.** The store's refusal protects the store, not the world: a worker cut off
@@ -200,8 +201,9 @@ class Worker:
         self._running: dict[str, int] = dict.fromkeys(self.config.queues, 0)
         self._early: dict[str, int] = dict.fromkeys(self.config.queues, 0)
         self._outbox: list[AttemptResult] = []
-        # Outcomes whose slot stays taken until the store has them: run id -> queue.
+        # Outcomes of started attempts not yet recorded: run id -> queue, and per queue.
         self._slot_of: dict[str, str] = {}
+        self._unrecorded: dict[str, int] = dict.fromkeys(self.config.queues, 0)
         self._outbox_event = asyncio.Event()
         self._wakes: dict[str, asyncio.Event] = {q: asyncio.Event() for q in self.config.queues}
         self._loop_at: dict[str, float] = {}
@@ -300,7 +302,7 @@ class Worker:
         ttl = timedelta(seconds=cfg.lease_ttl)
         while self._claiming and not stop.is_set():
             wake.clear()
-            free = limit - self._running[queue]
+            free = self._room(queue, limit)
             claimed = Claimed()
             # Prefetch only while fewer than ``early_cap`` held runs wait for their due time;
             # past that, claim what is due and leave the rest to whoever is free when it is.
@@ -471,12 +473,17 @@ class Worker:
         # From here the outbox entry, if any, is what the heartbeat keeps alive.
         if self._attempts.get(run.run_id) is attempt:
             del self._attempts[run.run_id]
-        if not attempt.posted:
-            self._free_slot(run.queue)
-        # A posted outcome keeps its slot until the store has it (``_flush_all``).
+        self._running[run.queue] -= 1
+        self._wake(run.queue)
 
-    def _free_slot(self, queue: str) -> None:
-        self._running[queue] -= 1
+    def _room(self, queue: str, limit: int) -> int:
+        """Runs the queue may claim now: its free slots, or none while as many of its
+        outcomes as it has slots wait to be recorded (the backpressure)."""
+        if self._unrecorded.get(queue, 0) >= limit:
+            return 0
+        return limit - self._running[queue]
+
+    def _wake(self, queue: str) -> None:
         wake = self._wakes.get(queue)
         if wake is not None:
             wake.set()
@@ -629,12 +636,13 @@ class Worker:
     # -- recording ------------------------------------------------------------------------
 
     def _post(self, result: AttemptResult, *, slot: str | None = None) -> None:
-        """Queue an outcome for recording. ``slot``: the queue whose slot it keeps until
-        recorded. That is the worker's backpressure: when recording falls behind, claiming
-        slows down with it, so the outbox (and every heartbeat, which renews its leases)
-        stays bounded by the concurrency instead of growing until leases lapse."""
+        """Queue an outcome for recording; ``slot``: the queue of the attempt it ends, whose
+        claiming pauses while too many of its outcomes wait (``_room``). So the outbox (and
+        every heartbeat, which renews its leases) stays bounded by the concurrency instead
+        of growing until leases lapse when recording falls behind."""
         if slot is not None:
             self._slot_of[result.run_id] = slot
+            self._unrecorded[slot] = self._unrecorded.get(slot, 0) + 1
         self._outbox.append(result)
         self._outbox_event.set()
 
@@ -662,7 +670,8 @@ class Worker:
                 self._count(result, ok)
                 queue = self._slot_of.pop(result.run_id, None)
                 if queue is not None:
-                    self._free_slot(queue)
+                    self._unrecorded[queue] -= 1
+                    self._wake(queue)
             emit_outcomes(self.events, self.worker_id, batch, accepted, self.clock.now())
 
     def _count(self, result: AttemptResult, ok: bool) -> None:
