@@ -287,7 +287,7 @@ def analyse_w6(
     counts = bytearray(jobs * seconds)
     lags = array("d")
     buckets: list[array[float]] = [array("d") for _ in range(math.ceil(seconds / BUCKET))]
-    stray = 0
+    stray = early = late = 0
     for path in glob.glob(str(sink / "*.rec")):
         with open(path, encoding="utf-8") as fh:
             for line in fh:
@@ -304,7 +304,10 @@ def analyse_w6(
                     stray += 1
                     continue
                 if not (0 <= t < seconds and 0 <= i < jobs):
-                    continue  # outside the window (warm-up, tail)
+                    # outside the window (warm-up, tail)
+                    early += t < 0
+                    late += t >= seconds
+                    continue
                 slot = i * seconds + t
                 counts[slot] = min(counts[slot] + 1, 255)
                 if counts[slot] == 1:
@@ -316,6 +319,14 @@ def analyse_w6(
     result.duplicates = sum((c - 1) * counts.count(c) for c in range(2, 256))
     if stray:
         result.notes.append(f"{stray} records were not W6 fires")
+    # Fires of the warm-up and of after the window that ran: a system that ran none of the
+    # window's tells here whether it started late or never fired at all.
+    result.extra["outside_window"] = {"before": early, "after": late}
+    if not result.ran:
+        result.notes.append(
+            f"no fire of the window ran; {early:,} of the warm-up and {late:,} of after the "
+            "window did"
+        )
     if lags:
         ordered = sorted(lags)
         result.lag_p50, result.lag_p95, result.lag_p99 = (
