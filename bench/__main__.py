@@ -1,6 +1,6 @@
 """``python -m bench``: the benchmark suite (oncely against its peers), one command.
 
-    python -m bench                      # the standard set (< 15 minutes on 2 cores)
+    python -m bench                      # the standard set (~19 minutes on 2 cores)
     python -m bench --quick              # a smoke run of seconds per workload
     python -m bench --only W1,W2 --peers oncely,celery
     python -m bench --w3-sizes 10000,100000,1000000
