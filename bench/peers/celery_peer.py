@@ -107,20 +107,16 @@ def _beat(tmp: Path) -> Callable[[Stack, list[str]], None]:
 
 
 def w2(jobs: int, seconds: int, tmp: Path) -> Result:
-    result = steady(
-        system=NAME,
-        store=STORE,
-        jobs=jobs,
-        seconds=seconds,
-        tmp=tmp,
-        reset=redis_flush,
-        start=_beat(tmp),
-    )
-    return _beat_notes(result)
+    return _scheduled(steady, jobs, seconds, tmp)
 
 
 def w6(jobs: int, seconds: int, tmp: Path) -> Result:
-    result = peak(
+    return _scheduled(peak, jobs, seconds, tmp)
+
+
+def _scheduled(harness: Callable[..., Result], jobs: int, seconds: int, tmp: Path) -> Result:
+    """W2 or W6 (``steady`` or ``peak``) with beat firing the jobs."""
+    result = harness(
         system=NAME,
         store=STORE,
         jobs=jobs,

@@ -9,6 +9,7 @@ registers 1,000 ``* * * * * *`` jobs, and the same workers; W6: the same with W6
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -101,21 +102,16 @@ def _cron(stack: Stack, names: list[str]) -> None:
 
 
 def w2(jobs: int, seconds: int, tmp: Path) -> Result:
-    result = steady(
-        system=NAME,
-        store=STORE,
-        jobs=jobs,
-        seconds=seconds,
-        tmp=tmp,
-        reset=redis_flush,
-        start=_cron,
-    )
-    result.extra["config"] = f"rq cron + {WORKERS} SimpleWorkers"
-    return result
+    return _scheduled(steady, jobs, seconds, tmp)
 
 
 def w6(jobs: int, seconds: int, tmp: Path) -> Result:
-    result = peak(
+    return _scheduled(peak, jobs, seconds, tmp)
+
+
+def _scheduled(harness: Callable[..., Result], jobs: int, seconds: int, tmp: Path) -> Result:
+    """W2 or W6 (``steady`` or ``peak``) with ``rq cron`` firing the jobs."""
+    result = harness(
         system=NAME,
         store=STORE,
         jobs=jobs,

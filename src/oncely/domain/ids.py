@@ -12,13 +12,7 @@ def new_id(unix_ms: int) -> str:
     The caller passes the time so that this stays pure and testable; the random part comes
     from ``os.urandom`` (randomness is not I/O in any sense that matters to a test).
     """
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (unix_ms & 0xFFFF_FFFF_FFFF) << 80
-    value |= 0x7 << 76  # version
-    value |= ((rand >> 62) & 0xFFF) << 64  # rand_a, 12 bits
-    value |= 0b10 << 62  # variant
-    value |= rand & 0x3FFF_FFFF_FFFF_FFFF  # rand_b, 62 bits
-    return str(uuid.UUID(int=value))
+    return str(new_uuids(unix_ms, 1)[0])
 
 
 def new_uuids(unix_ms: int, count: int) -> list[uuid.UUID]:

@@ -202,7 +202,7 @@ class Worker:
         self._early: dict[str, int] = dict.fromkeys(self.config.queues, 0)
         self._outbox: list[AttemptResult] = []
         # Outcomes of started attempts not yet recorded: run id -> queue, and per queue.
-        self._slot_of: dict[str, str] = {}
+        self._queue_of: dict[str, str] = {}
         self._unrecorded: dict[str, int] = dict.fromkeys(self.config.queues, 0)
         self._outbox_event = asyncio.Event()
         self._wakes: dict[str, asyncio.Event] = {q: asyncio.Event() for q in self.config.queues}
@@ -418,9 +418,7 @@ class Worker:
         self._not_early(attempt)
         self._running[run.queue] -= 1
         self._attempts.pop(run.run_id, None)
-        wake = self._wakes.get(run.queue)
-        if wake is not None:
-            wake.set()
+        self._wake(run.queue)
 
     def _not_early(self, attempt: _Attempt) -> None:
         if attempt.early:
@@ -441,7 +439,7 @@ class Worker:
             return
         if result is not None and not attempt.lost:
             attempt.posted = True
-            self._post(result, slot=attempt.claimed.queue)
+            self._post(result, queue=attempt.claimed.queue)
         self._settle(attempt)
 
     def _cancel(self, attempt: _Attempt) -> None:
@@ -635,14 +633,14 @@ class Worker:
 
     # -- recording ------------------------------------------------------------------------
 
-    def _post(self, result: AttemptResult, *, slot: str | None = None) -> None:
-        """Queue an outcome for recording; ``slot``: the queue of the attempt it ends, whose
+    def _post(self, result: AttemptResult, *, queue: str | None = None) -> None:
+        """Queue an outcome for recording; ``queue``: that of the attempt it ends, whose
         claiming pauses while too many of its outcomes wait (``_room``). So the outbox (and
         every heartbeat, which renews its leases) stays bounded by the concurrency instead
         of growing until leases lapse when recording falls behind."""
-        if slot is not None:
-            self._slot_of[result.run_id] = slot
-            self._unrecorded[slot] = self._unrecorded.get(slot, 0) + 1
+        if queue is not None:
+            self._queue_of[result.run_id] = queue
+            self._unrecorded[queue] = self._unrecorded.get(queue, 0) + 1
         self._outbox.append(result)
         self._outbox_event.set()
 
@@ -668,7 +666,7 @@ class Worker:
             backoff.reset()
             for result, ok in zip(batch, accepted, strict=True):
                 self._count(result, ok)
-                queue = self._slot_of.pop(result.run_id, None)
+                queue = self._queue_of.pop(result.run_id, None)
                 if queue is not None:
                     self._unrecorded[queue] -= 1
                     self._wake(queue)
