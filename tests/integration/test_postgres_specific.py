@@ -23,7 +23,7 @@ from oncely.domain.errors import InvalidInput, NotFound
 from oncely.domain.ids import new_id
 from oncely.domain.policy import Policy
 from oncely.domain.runs import AttemptOutcome, RunState, decide_after_attempt
-from oncely.ports.store import AttemptResult, ClaimedRun, ClaimParams
+from oncely.ports.store import AttemptResult, ClaimedRun, ClaimParams, RunQuery
 from tests.contract.conftest import T0, later, make_job
 
 pytestmark = pytest.mark.postgres
@@ -209,6 +209,65 @@ def test_an_empty_schema_has_version_zero(pg_url: str, pg_schema: str) -> None:
         s.close()
 
 
+def test_an_older_server_is_refused_with_the_version_it_needs(
+    pg_url: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PostgreSQL 14 cannot be run here: the real server is refused by raising the bar above it.
+    import oncely.adapters.postgres.store as pg_store
+
+    monkeypatch.setattr(pg_store, "MIN_SERVER_VERSION", 10_000_000)
+    s = PostgresStore(pg_url, schema=pg_schema)
+    try:
+        with pytest.raises(InvalidInput, match="PostgreSQL 15 or newer"):
+            s.migrate()
+        assert s.schema_version() == 0  # nothing was created
+    finally:
+        s.close()
+
+
+def test_the_fire_key_migration_keeps_runs_and_their_key_spaces(
+    pg_url: str, pg_schema: str
+) -> None:
+    """Migration 0013 rebuilds the unique fire key over a store that already holds a scheduled
+    run and a manual run at the same instant: both stay, and the fire's key still holds."""
+    from oncely.adapters.sqlfile import load_migrations
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'SET search_path TO "{pg_schema}"')
+        conn.execute(Q["migrations_table"], prepare=False)
+        for number, name, script in load_migrations("oncely.adapters.postgres"):
+            if number > 12:
+                break
+            conn.execute(script, prepare=False)
+            conn.execute(Q["migration_record"], {"version": number, "name": name})
+    s = PostgresStore(pg_url, schema=pg_schema)
+    try:
+        job = s.job_create(make_job(), now=T0)
+        fire_at = job.next_fire_at
+        assert fire_at is not None
+        with _sql(s, pg_url) as conn:
+            for manual in (False, True):
+                conn.execute(
+                    "INSERT INTO runs (id, job_id, owner, scheduled_for, due_at, created_at,"
+                    " state, queue, manual) VALUES (%s, %s, 'alice', %s, %s, %s, 'pending',"
+                    " 'default', %s)",
+                    (new_id(int(manual)), job.id, fire_at, fire_at, T0, manual),
+                )
+        assert s.migrate() >= 13
+        assert sorted(r.manual for r in s.run_search(None, RunQuery(job_id=job.id))) == [
+            False,
+            True,
+        ]
+        with _sql(s, pg_url) as conn, pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute(
+                "INSERT INTO runs (id, job_id, owner, scheduled_for, due_at, created_at, state,"
+                " queue) VALUES (%s, %s, 'alice', %s, %s, %s, 'pending', 'default')",
+                (new_id(7), job.id, fire_at, fire_at, T0),
+            )
+    finally:
+        s.close()
+
+
 # -- LISTEN / NOTIFY --------------------------------------------------------------------------
 
 
@@ -387,7 +446,17 @@ def test_hot_queries_use_their_partial_indexes(store: PostgresStore, pg_url: str
         )
         assert "runs_claim" in claim, claim
         next_due = _plan(conn, "runs_next_due", {"queues": ["q1", "q2"]})
-        assert "runs_due" in next_due, next_due
+        assert "runs_claim" in next_due and "Seq Scan" not in next_due, next_due
+        # The foreign key's check when a job row is purged (its runs are gone by then) probes
+        # the unique fire key, which holds manual runs too: never a pass over the history.
+        of_job = "\n".join(
+            r[0]
+            for r in conn.execute(
+                "EXPLAIN SELECT 1 FROM ONLY runs x WHERE job_id = %s FOR KEY SHARE OF x",
+                (new_id(99),),
+            )
+        )
+        assert "runs_fire" in of_job and "Seq Scan" not in of_job, of_job
         expired = _plan(conn, "runs_expired", {"now": later(5), "limit": 100})
         # Along a partial index of running runs (runs_running, or runs_live, which holds
         # the running and retrying ones): never a pass over the history.

@@ -34,7 +34,7 @@ SELECT x.id, %(job_id)s, %(owner)s, x.scheduled_for, x.due_at, 'pending', %(queu
        %(priority)s, %(overlap)s, 1, %(now)s
 FROM unnest(%(ids)s::uuid[], %(scheduled_fors)s::timestamptz[], %(due_ats)s::timestamptz[])
      AS x (id, scheduled_for, due_at)
-ON CONFLICT (job_id, scheduled_for) WHERE NOT manual DO NOTHING
+ON CONFLICT (job_id, scheduled_for, (CASE WHEN manual THEN id END)) DO NOTHING
 RETURNING id"""
 _INSERT = """
 INSERT INTO backfills (id, owner, job_id, range_start, range_end, rate, fires, created, state,

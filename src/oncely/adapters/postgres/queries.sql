@@ -114,9 +114,10 @@ WHERE deleted_at IS NULL AND (%(owner)s::text IS NULL OR owner = %(owner)s)
 ORDER BY name, id
 LIMIT %(limit)s;
 
--- Job searches page on (name, id) along jobs_list (one owner) or jobs_list_all (admins);
--- the filters are checked on the rows the index walk meets. ``last_outcome`` is the state
--- of the job's newest finished run, one probe of runs_job per job.
+-- Job searches page on (name, id) along jobs_owner_name (one owner: a name is unique among
+-- an owner's live jobs) or jobs_list_all (admins); the filters are checked on the rows the
+-- index walk meets. ``last_outcome`` is the state of the job's newest finished run, one probe
+-- of runs_fire (job_id, scheduled_for, ...) per job.
 -- name: job_search_owner
 SELECT j.id, j.owner, j.name, j.schedule, j.action, j.payload::text AS payload, j.policy, j.paused,
        j.next_fire_at, j.shard, j.version, j.created_at, j.updated_at
@@ -308,7 +309,7 @@ DELETE FROM members WHERE id = %(id)s;
 SELECT id, heartbeat_at, started_at, pid, host, roles, version FROM members ORDER BY id;
 
 -- name: queue_depths
--- An index-only pass over runs_due (queue, due_at), which holds exactly the waiting runs.
+-- A pass over runs_claim, which holds exactly the waiting runs.
 SELECT queue, count(*) AS waiting, count(*) FILTER (WHERE due_at <= %(now)s) AS due,
        min(due_at) FILTER (WHERE due_at <= %(now)s) AS oldest_due_at
 FROM runs WHERE state IN ('pending', 'queued', 'retrying')
@@ -360,7 +361,7 @@ FROM unnest(%(ids)b::uuid[], %(job_ids)b::uuid[], %(scheduled_fors)b::timestampt
             %(first_fires)b::timestamptz[], %(finished_ats)b::timestamptz[])
      AS x (id, job_id, scheduled_for, due_at, state, fires, first_fire, finished_at)
 JOIN jobs j ON j.id = x.job_id
-ON CONFLICT (job_id, scheduled_for) WHERE NOT manual DO NOTHING
+ON CONFLICT (job_id, scheduled_for, (CASE WHEN manual THEN id END)) DO NOTHING
 RETURNING queue, state
 )
 SELECT count(*)::int AS created,
@@ -558,15 +559,31 @@ ORDER BY r.lease_expires_at
 LIMIT %(limit)s;
 
 -- name: runs_next_due
--- One probe of runs_due per queue.
-SELECT min(x.due_at) AS due
-FROM unnest(%(queues)b::text[]) AS q (queue)
-CROSS JOIN LATERAL (
-    SELECT r.due_at FROM runs r
-    WHERE r.queue = q.queue AND r.state IN ('pending', 'queued', 'retrying')
-    ORDER BY r.due_at
-    LIMIT 1
-) AS x;
+-- The earliest due time of the queues' waiting runs, along runs_claim (queue, priority DESC,
+-- due_at): its first entry under each priority is that priority's earliest due time, so the
+-- walk takes one probe per priority present in the queue (usually one), then one to find
+-- that no lower priority is left.
+WITH RECURSIVE firsts (queue, priority, due_at) AS (
+    SELECT q.queue, x.priority, x.due_at
+    FROM unnest(%(queues)b::text[]) AS q (queue)
+    CROSS JOIN LATERAL (
+        SELECT r.priority, r.due_at FROM runs r
+        WHERE r.queue = q.queue AND r.state IN ('pending', 'queued', 'retrying')
+        ORDER BY r.priority DESC, r.due_at
+        LIMIT 1
+    ) AS x
+    UNION ALL
+    SELECT f.queue, x.priority, x.due_at
+    FROM firsts f
+    CROSS JOIN LATERAL (
+        SELECT r.priority, r.due_at FROM runs r
+        WHERE r.queue = f.queue AND r.state IN ('pending', 'queued', 'retrying')
+          AND r.priority < f.priority
+        ORDER BY r.priority DESC, r.due_at
+        LIMIT 1
+    ) AS x
+)
+SELECT min(due_at) AS due FROM firsts;
 
 -- Runs: the reading and admin side ----------------------------------------------------------
 
@@ -584,7 +601,7 @@ WHERE (%(owner)s::text IS NULL OR r.owner = %(owner)s)
 ORDER BY r.scheduled_for DESC, r.id DESC
 LIMIT %(limit)s;
 
--- Run searches, newest first by (scheduled_for, id): along runs_job (one job), runs_owner
+-- Run searches, newest first by (scheduled_for, id): along runs_fire (one job), runs_owner
 -- (one owner) or runs_time (admins).
 -- name: run_search_job
 SELECT r.*, j.name AS job_name FROM runs r JOIN jobs j ON j.id = r.job_id
@@ -649,7 +666,7 @@ WITH requeued AS (
 SELECT requeued.*, j.name AS job_name FROM requeued JOIN jobs j ON j.id = requeued.job_id;
 
 -- name: run_counts
--- Live and dead runs only, each read along its partial index (runs_claim, runs_running,
+-- Live and dead runs only, each read along its partial index (runs_claim, runs_live,
 -- runs_dead): never a scan of the finished runs, which retention bounds but may be millions.
 SELECT state, count(*) AS n FROM runs
 WHERE state IN ('pending', 'queued', 'retrying')

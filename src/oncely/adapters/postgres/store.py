@@ -115,6 +115,8 @@ Row = dict[str, Any]
 
 log = logging.getLogger(__name__)
 
+MIN_SERVER_VERSION = 150000
+"""PostgreSQL 15: the unique fire key is NULLS NOT DISTINCT (migration 0013)."""
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _CHANNEL_PREFIX = "oncely_due_"
 _MAX_IDENTIFIER = 63  # NAMEDATALEN - 1: longer channel names are truncated by the server
@@ -239,6 +241,11 @@ class PostgresStore(PostgresNotifications, PostgresBackfills):
             signed=True,
         )
         with self._tx() as conn:
+            if conn.info.server_version < MIN_SERVER_VERSION:
+                raise InvalidInput(
+                    "oncely needs PostgreSQL 15 or newer (its unique fire key is NULLS NOT "
+                    f"DISTINCT); this server is version {conn.info.server_version // 10000}"
+                )
             # Concurrent migrators (several processes starting at once) queue here; the lock
             # goes with the transaction, so a crashed migrator cannot leave it behind.
             _fetch(conn, "migrate_lock", {"key": key})
