@@ -733,15 +733,53 @@ def test_batches_probe_runs_by_id_whatever_the_statistics_say(
 
 
 def _plan_values(node: Any, key: str, *, of: str | None = None) -> list[int]:
-    """Every ``key`` in an EXPLAIN (FORMAT JSON) tree (only of nodes on relation ``of``)."""
+    """Every ``key`` in an EXPLAIN (FORMAT JSON) tree (only of nodes on relation ``of``), times
+    its node's loops."""
     found: list[int] = []
     if isinstance(node, list):
         for item in node:
             found += _plan_values(item, key, of=of)
     elif isinstance(node, dict):
         if key in node and (of is None or node.get("Relation Name") == of):
-            found.append(int(node[key]))
+            # Per-loop figures (rows) count once per loop: an inner side runs once per row.
+            found.append(int(node[key]) * int(node.get("Actual Loops", 1)))
         for value in node.values():
             if isinstance(value, (list, dict)):
                 found += _plan_values(value, key, of=of)
     return found
+
+
+def test_the_job_advance_probes_jobs_by_id_whatever_the_statistics_say(
+    store: PostgresStore, pg_url: str
+) -> None:
+    """The scheduler's job advance (jobs_advance), like the run batches: statistics from when
+    few jobs could fire (here: all paused at ANALYZE) must not make the planner scan the due
+    jobs first and compare each with the whole batch."""
+    with _sql(store, pg_url) as conn:
+        conn.execute(
+            "INSERT INTO jobs (id, next_fire_at, created_at, updated_at, shard, paused, owner,"
+            " name, schedule, action, policy)"
+            " SELECT gen_random_uuid(), %(t)s, %(t)s, %(t)s, g %% 64, true, 'alice', 'j' || g,"
+            " '{}', '{}', '{}' FROM generate_series(1, 100000) AS g",
+            {"t": T0},
+        )
+        conn.execute("ANALYZE jobs")
+        conn.execute("UPDATE jobs SET paused = false")
+        rows = conn.execute("SELECT id, version FROM jobs LIMIT 200").fetchall()
+    n = len(rows)
+    params = {
+        "ids": [r[0] for r in rows],
+        "versions": [r[1] for r in rows],
+        "old_next_fire_ats": [T0] * n,
+        "next_fire_ats": [later(1)] * n,
+    }
+    with (
+        _sql(store, pg_url) as conn,
+        conn.transaction(force_rollback=True),
+        conn.cursor(binary=True) as cur,
+    ):
+        cur.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + Q["jobs_advance"], params, prepare=False)
+        [[plan]] = cur.fetchall()
+    # Each job of the batch read once and advanced: 2n rows on jobs (before: all 100,000 due).
+    assert sum(_plan_values(plan, "Actual Rows", of="jobs")) == 2 * n
+    assert sum(_plan_values(plan, "Rows Removed by Join Filter")) < n

@@ -338,13 +338,18 @@ FOR SHARE OF l;
 
 -- name: jobs_advance
 -- Conditional on what the scheduler read: a job changed since (paused, replaced, advanced
--- by another scheduler) does not match and its plan is dropped.
+-- by another scheduler) does not match and its plan is dropped. Every condition on a job is a
+-- join clause against the batch (the expected flags ride along in a fenced subquery, as in
+-- runs_heartbeat): a filter of jobs' own would let the planner read every due job (jobs_due's
+-- predicate) and match the batch against them, a pass over all schedulable jobs per batch.
 UPDATE jobs j SET next_fire_at = x.next_fire_at
-FROM unnest(%(ids)b::uuid[], %(versions)b::int[], %(old_next_fire_ats)b::timestamptz[],
-            %(next_fire_ats)b::timestamptz[])
-     AS x (id, version, old_next_fire_at, next_fire_at)
+FROM (SELECT u.*, false AS paused, true AS alive
+      FROM unnest(%(ids)b::uuid[], %(versions)b::int[], %(old_next_fire_ats)b::timestamptz[],
+                  %(next_fire_ats)b::timestamptz[])
+           AS u (id, version, old_next_fire_at, next_fire_at)
+      OFFSET 0) AS x
 WHERE j.id = x.id AND j.version = x.version AND j.next_fire_at = x.old_next_fire_at
-  AND NOT j.paused AND j.deleted_at IS NULL
+  AND j.paused = x.paused AND (j.deleted_at IS NULL) = x.alive
 RETURNING j.id;
 
 -- name: runs_insert_planned
