@@ -134,20 +134,32 @@ def headline(results: list[Row], manual_w3: list[Row] | None = None) -> str:
             f"| **{_rate(burst[0]['throughput'])}** burst; W2's load with p99 "
             f"{_ms(steady[0]['lag_p99'])}, {steady[0]['lost']} missed | — | ≥ 3,000/s |"
         )
-    w6 = _find(results, "W6", "oncely")
-    if w6:
-        o6 = w6[0]
+    # One row per oncely W6 result: the manual runs hold the specified peak and the highest
+    # rate that held for the same 10 minutes on this machine.
+    for o6 in _find(results, "W6", "oncely"):
         e = o6["extra"]
         per_s = o6["expected"] // max(int(o6["duration"] or 1), 1)
-        peers6 = [r for r in results if r["workload"] == "W6" and r["system"] != "oncely"]
-        ok = o6["lag_p99"] < 1 and not o6["lost"] and not o6["duplicates"]
+        peers6 = [
+            r
+            for r in results
+            if r["workload"] == "W6"
+            and r["system"] != "oncely"
+            and r["expected"] // max(int(r["duration"] or 1), 1) == per_s
+        ]
+        held = o6["lag_p99"] < 1 and not o6["lost"] and not o6["duplicates"]
         lines.append(
             f"| W6 peak: {per_s:,} fires/s (one-second crons) for {o6['duration']:.0f} s "
             f"| {o6['ran']:,} of {o6['expected']:,} fires, {o6['lost']:,} missed, "
             f"{o6['duplicates']} dups, lag p50 {_ms(o6['lag_p50'])}, p99 {_ms(o6['lag_p99'])}; "
             f"CPU {e.get('cpu_oncely_cores')} cores oncely + {e.get('cpu_postgres_cores')} "
             f"PostgreSQL of {e.get('cores')} "
-            + ("(**met**)" if ok else "(*not met: the machine's CPU is the ceiling*)")
+            + (
+                "(**met**)"
+                if held and per_s >= 10_000
+                else "(**held**, below the specified 10,000/s)"
+                if held
+                else "(*not met: the machine's CPU is the ceiling*)"
+            )
             + " | "
             + (
                 ", ".join(
